@@ -1,0 +1,1 @@
+"""The govcloud host agent: a separate deployable that runs on every hypervisor host."""

@@ -1,0 +1,69 @@
+"""Request ids and the audit trail, as one middleware.
+
+Every response carries ``X-Request-Id``. Every mutating call (POST/PUT/PATCH/DELETE),
+successful or not, appends one audit event: who, which organisation, what action on which
+target, the outcome and status, when, and the request id. Agent heartbeats are liveness
+telemetry and are not audited (they would drown the trail); a route may also mark a call
+as not worth auditing when it changed nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from controlplane.api.context import new_request_id
+from controlplane.domain.audit import AuditEvent
+from controlplane.domain.auth import Principal
+from controlplane.store import Store
+
+log = logging.getLogger(__name__)
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _event(request: Request, response: Response, store: Store) -> AuditEvent | None:
+    if request.method not in MUTATING or getattr(request.state, "audit_skip", False):
+        return None
+    route = request.scope.get("route")
+    action = getattr(route, "name", None) or f"{request.method} {request.url.path}"
+    who: Principal | None = getattr(request.state, "principal", None)
+    kind, ident, org = getattr(request.state, "audit_target", (None, None, None))
+    if ident is None:
+        ident = str(next(iter(request.path_params.values()), ""))
+    return AuditEvent(
+        id=0,
+        time=store.clock(),
+        request_id=request.state.request_id,
+        actor=who.name if who else "anonymous",
+        actor_role=who.role.value if who else "",
+        organisation=org or (who.org_path if who else ""),
+        action=action,
+        target_type=kind or action.split(".")[0],
+        target_id=ident,
+        outcome="success" if response.status_code < 400 else "failure",
+        status_code=response.status_code,
+        details={"method": request.method, "path": request.url.path},
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Add the middleware to ``app``."""
+
+    @app.middleware("http")
+    async def _request_id_and_audit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = new_request_id(request.headers.get("x-request-id"))
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.request_id
+        store: Store = request.app.state.store
+        event = _event(request, response, store)
+        if event is not None:
+            try:
+                await run_in_threadpool(store.audit.append, event)
+            except Exception:  # the call itself succeeded; losing its audit must be loud
+                log.exception("could not write audit event for %s", event.request_id)
+        return response

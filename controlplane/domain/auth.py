@@ -1,0 +1,115 @@
+"""Principals, roles and the authorisation rules.
+
+A principal is a user (with a role scoped to an organisation subtree) or a host agent
+(which may act only for its own host). The rules are pure functions so every route
+applies the same ones and unit tests can cover them exhaustively.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from controlplane.domain.errors import Forbidden
+from controlplane.domain.names import Code, Name
+from controlplane.domain.org import within
+
+
+class Role(StrEnum):
+    """User roles, from most to least powerful."""
+
+    PLATFORM_ADMIN = "platform-admin"
+    MINISTRY_ADMIN = "ministry-admin"
+    MEMBER = "member"
+    AUDITOR = "auditor"
+    AGENT = "agent"
+
+
+class Principal(BaseModel):
+    """The authenticated caller of a request."""
+
+    name: str
+    role: Role
+    org_path: str
+    host_id: str | None = None
+
+    @property
+    def is_agent(self) -> bool:
+        """Agents authenticate with a host credential."""
+        return self.role is Role.AGENT
+
+
+class User(BaseModel):
+    """A user account (its token is stored only as a hash)."""
+
+    name: Name
+    role: Role
+    organisation: Code
+    org_path: str
+
+
+def can_see(principal: Principal, org_path: str) -> bool:
+    """Users see resources in their subtree; agents see nothing through user routes."""
+    return not principal.is_agent and within(org_path, principal.org_path)
+
+
+def require_platform_admin(principal: Principal) -> None:
+    """Infrastructure changes (data centres, hosts, flavors, images) are the operator's."""
+    if principal.role is not Role.PLATFORM_ADMIN:
+        raise Forbidden(
+            f"{principal.role.value} {principal.name!r} may not change infrastructure; "
+            "ask a platform-admin",
+            role=principal.role.value,
+        )
+
+
+def require_infra_reader(principal: Principal) -> None:
+    """Hosts are visible to operators and auditors at the root scope only."""
+    if principal.is_agent or "/" in principal.org_path or principal.role not in (
+        Role.PLATFORM_ADMIN,
+        Role.AUDITOR,
+    ):
+        raise Forbidden(
+            "only platform-admins and root-scoped auditors may see hosts",
+            role=principal.role.value,
+        )
+
+
+def require_mutate(principal: Principal, org_path: str) -> None:
+    """Auditors never mutate; others only inside their subtree."""
+    if principal.is_agent or principal.role is Role.AUDITOR:
+        raise Forbidden(
+            f"{principal.role.value} {principal.name!r} is read-only",
+            role=principal.role.value,
+        )
+    if not within(org_path, principal.org_path):
+        raise Forbidden(
+            f"{principal.name!r} is scoped to {principal.org_path!r} and may not act on "
+            f"{org_path!r}",
+            scope=principal.org_path,
+            target=org_path,
+        )
+
+
+def require_user_admin(principal: Principal, org_path: str, role: Role) -> None:
+    """Platform-admins manage any user; ministry-admins manage non-admin users below them."""
+    require_mutate(principal, org_path)
+    if principal.role is Role.PLATFORM_ADMIN:
+        return
+    if principal.role is Role.MINISTRY_ADMIN and role in (Role.MEMBER, Role.AUDITOR):
+        return
+    raise Forbidden(
+        f"{principal.role.value} may not create users with role {role.value}",
+        role=principal.role.value,
+        requested_role=role.value,
+    )
+
+
+def require_agent_for(principal: Principal, host_id: str) -> None:
+    """An agent may report only for its own host."""
+    if not principal.is_agent or principal.host_id != host_id:
+        raise Forbidden(
+            f"{principal.name!r} may not act for host {host_id}",
+            host=host_id,
+        )

@@ -1,0 +1,70 @@
+"""Hypervisor hosts: capacity, reservations, allocation ratios, traits and state."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from controlplane.domain.names import Code, Name, Trait
+from controlplane.domain.resources import Resources
+
+
+class HostState(StrEnum):
+    """Whether a host takes new placements (only ACTIVE does)."""
+
+    ACTIVE = "active"
+    MAINTENANCE = "maintenance"
+    DISABLED = "disabled"
+    DOWN = "down"
+
+
+class AllocationRatios(BaseModel):
+    """Overcommit factors per dimension (Nova's defaults for CPU and RAM)."""
+
+    cpu: float = Field(4.0, gt=0, le=64)
+    ram: float = Field(1.0, gt=0, le=16)
+    disk: float = Field(1.0, gt=0, le=16)
+
+
+DEFAULT_RESERVED = Resources(vcpus=0, ram_mib=512, disk_gib=0)
+
+
+def usable(capacity: Resources, reserved: Resources, ratios: AllocationRatios) -> Resources:
+    """What may be allocated: ``floor((capacity - reserved) * ratio)`` per dimension."""
+    free = capacity - reserved
+    return Resources(
+        vcpus=math.floor(free.vcpus * ratios.cpu),
+        ram_mib=math.floor(free.ram_mib * ratios.ram),
+        disk_gib=math.floor(free.disk_gib * ratios.disk),
+    )
+
+
+class Host(BaseModel):
+    """A hypervisor host as the control plane knows it."""
+
+    id: str
+    name: Name
+    datacentre: Code
+    capacity: Resources
+    reserved: Resources = DEFAULT_RESERVED
+    ratios: AllocationRatios = AllocationRatios()
+    traits: list[Trait] = []
+    state: HostState = HostState.ACTIVE
+    libvirt_uri: str
+    used: Resources = Resources()
+    generation: int = 0
+    last_heartbeat: datetime | None = None
+    agent_version: str = ""
+
+    @property
+    def usable(self) -> Resources:
+        """Allocatable amount under the ratios, after reservations."""
+        return usable(self.capacity, self.reserved, self.ratios)
+
+    @property
+    def free(self) -> Resources:
+        """Allocatable amount not yet claimed."""
+        return self.usable - self.used

@@ -1,0 +1,144 @@
+"""Instances (VMs) and their state machine.
+
+States::
+
+    PENDING -> SCHEDULED -> BUILDING -> RUNNING <-> STOPPED
+       |           |            |          |           |
+       +-----------+------------+----------+-----------+--> DELETING -> DELETED
+    any live state -> ERROR (agent reported a failure, or the domain vanished)
+
+``desired_power`` and ``reboot_seq`` carry the user's intent; the agent converges the
+host to them and reports what it sees, which moves ``state``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from controlplane.domain.errors import InvalidState
+from controlplane.domain.names import Code, Name
+from controlplane.domain.resources import Resources
+
+
+class InstanceState(StrEnum):
+    """Lifecycle state of an instance."""
+
+    PENDING = "PENDING"
+    SCHEDULED = "SCHEDULED"
+    BUILDING = "BUILDING"
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+    ERROR = "ERROR"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+
+
+class PowerIntent(StrEnum):
+    """What the user wants the VM's power to be."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+S = InstanceState
+TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
+    S.PENDING: frozenset({S.SCHEDULED, S.DELETED, S.ERROR}),
+    S.SCHEDULED: frozenset({S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.DELETING}),
+    S.BUILDING: frozenset({S.RUNNING, S.STOPPED, S.ERROR, S.DELETING}),
+    S.RUNNING: frozenset({S.STOPPED, S.ERROR, S.DELETING}),
+    S.STOPPED: frozenset({S.RUNNING, S.ERROR, S.DELETING}),
+    S.ERROR: frozenset({S.RUNNING, S.STOPPED, S.DELETING}),
+    S.DELETING: frozenset({S.DELETED}),
+    S.DELETED: frozenset(),
+}
+
+#: The user actions and the states each is accepted in.
+ACTION_ALLOWED: dict[str, frozenset[InstanceState]] = {
+    "start": frozenset({S.STOPPED}),
+    "stop": frozenset({S.RUNNING, S.BUILDING, S.SCHEDULED}),
+    "reboot": frozenset({S.RUNNING}),
+    "delete": frozenset({S.PENDING, S.SCHEDULED, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR}),
+}
+
+#: States in which an instance holds a claim on a host.
+CLAIMING: frozenset[InstanceState] = frozenset(
+    {S.SCHEDULED, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.DELETING}
+)
+
+
+def can_transition(current: InstanceState, new: InstanceState) -> bool:
+    """Whether the state machine allows ``current -> new`` (staying put is allowed)."""
+    return new == current or new in TRANSITIONS[current]
+
+
+def check_action(action: str, state: InstanceState, instance_id: str) -> None:
+    """Raise InvalidState unless ``action`` is accepted in ``state``."""
+    allowed = ACTION_ALLOWED[action]
+    if state not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed))
+        raise InvalidState(
+            f"cannot {action} instance {instance_id} in state {state.value}; "
+            f"{action} is accepted in: {names}",
+            code="instance.invalid_state",
+            action=action,
+            state=state.value,
+            allowed=sorted(s.value for s in allowed),
+        )
+
+
+class Instance(BaseModel):
+    """A VM as the control plane knows it."""
+
+    id: str
+    name: Name
+    project: Code
+    org_path: str
+    flavor: Name
+    image: Name
+    resources: Resources
+    datacentre: Code | None
+    requested_datacentre: Code | None = None
+    host: str | None = None
+    host_name: str | None = None
+    state: InstanceState
+    desired_power: PowerIntent = PowerIntent.RUNNING
+    reboot_seq: int = 0
+    pending_reason: str | None = None
+    fault: str | None = None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    launched_at: datetime | None = None
+
+
+class InstanceAction(BaseModel):
+    """One entry of an instance's action history (like Nova's instance actions)."""
+
+    id: int
+    instance_id: str
+    action: str
+    request_id: str
+    actor: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    result: str = "pending"  # pending | success | error
+    message: str = ""
+
+
+def action_outcome(
+    action: str, state: InstanceState, reboot_applied: int, reboot_target: int
+) -> str | None:
+    """Whether a pending ``action`` is now finished: ``success``, ``error`` or None (not yet)."""
+    if state is S.ERROR:
+        return "error"
+    done = {
+        "create": state in (S.RUNNING, S.STOPPED),
+        "start": state is S.RUNNING,
+        "stop": state is S.STOPPED,
+        "reboot": state is S.RUNNING and reboot_applied >= reboot_target,
+        "delete": state is S.DELETED,
+    }
+    return "success" if done.get(action, False) else None

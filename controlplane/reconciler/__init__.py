@@ -1,0 +1,1 @@
+"""Level-based loops that converge stored state: pending placements (more to come)."""
