@@ -92,18 +92,23 @@ def serial_log_path(serial_dir: Path, instance_id: str) -> Path:
     return serial_dir / f"{domain_name(canonical_instance_id(instance_id))}.log"
 
 
-def metadata_element(metadata: InstanceMetadata) -> ET.Element:
-    """govcloud's ``<instance>`` element (namespaced) for ``<metadata>`` or setMetadata."""
-    root = ET.Element(f"{{{METADATA_NS}}}instance")
-    _sub(root, f"{{{METADATA_NS}}}id", metadata.instance_id)
-    _sub(root, f"{{{METADATA_NS}}}name", metadata.name)
-    _sub(root, f"{{{METADATA_NS}}}reboot_seq", str(int(metadata.reboot_seq)))
+def metadata_element(metadata: InstanceMetadata, *, namespaced: bool = True) -> ET.Element:
+    """govcloud's ``<instance>`` element.
+
+    Namespaced inside a ``<domain>`` document; bare for libvirt's ``setMetadata``, which
+    takes the namespace as separate arguments and applies it itself.
+    """
+    ns = f"{{{METADATA_NS}}}" if namespaced else ""
+    root = ET.Element(f"{ns}instance")
+    _sub(root, f"{ns}id", metadata.instance_id)
+    _sub(root, f"{ns}name", metadata.name)
+    _sub(root, f"{ns}reboot_seq", str(int(metadata.reboot_seq)))
     return root
 
 
 def metadata_xml(metadata: InstanceMetadata) -> str:
-    """:func:`metadata_element` serialized (the string libvirt's setMetadata wants)."""
-    return ET.tostring(metadata_element(metadata), encoding="unicode")
+    """The bare metadata element serialized: the string libvirt's ``setMetadata`` wants."""
+    return ET.tostring(metadata_element(metadata, namespaced=False), encoding="unicode")
 
 
 def _local(tag: str) -> str:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOST_XML_NAME = "host.xml"
+#: The test driver's own namespace for per-domain simulation knobs (``<test:runstate>``).
+TEST_DRIVER_NS = "http://libvirt.org/schemas/domain/test/1.0"
+_VIR_DOMAIN_SHUTOFF = 5
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class ForeignDomain:
     name: str
     ram_mib: int = 256
     vcpus: int = 1
+    #: False declares it shut off (the test driver otherwise boots every domain it loads).
     running: bool = True
 
 
@@ -69,6 +73,8 @@ def host_element(
         _sub(dom, "vcpu", str(int(foreign.vcpus)))
         os_el = _sub(dom, "os")
         _sub(os_el, "type", "hvm")
+        if not foreign.running:
+            _sub(dom, f"{{{TEST_DRIVER_NS}}}runstate", str(_VIR_DOMAIN_SHUTOFF))
     return node
 
 
@@ -84,7 +90,7 @@ def host_xml(
     return ET.tostring(element, encoding="unicode") + "\n"
 
 
-def test_uri(path: Path) -> str:
+def host_uri(path: Path) -> str:
     """The libvirt URI opening ``path`` with the test driver (``test:///abs/path``)."""
     absolute = path.resolve()
     return f"test://{absolute.as_posix()}"
@@ -97,12 +103,7 @@ def write_host_xml(
     ram_mib: int,
     foreign_domains: tuple[ForeignDomain, ...] | list[ForeignDomain] = (),
 ) -> str:
-    """Write ``<state_dir>/host.xml`` and return the ``test:///`` URI that opens it.
-
-    Domains declared with ``running=False`` are still started by the test driver when
-    it loads the file (it boots every domain it finds); stop them after opening if a
-    test needs them off.
-    """
+    """Write ``<state_dir>/host.xml`` (atomically) and return the URI that opens it."""
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / HOST_XML_NAME
     tmp = path.with_suffix(".xml.tmp")
@@ -111,4 +112,4 @@ def write_host_xml(
         encoding="utf-8",
     )
     os.replace(tmp, path)
-    return test_uri(path)
+    return host_uri(path)

@@ -47,7 +47,8 @@ def principal(request: Request, store: Annotated[Store, Depends(get_store)]) -> 
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(
-            "missing bearer token; log in with `govcloud login --url URL --token TOKEN`")
+            "missing bearer token; log in with `govcloud login --url URL --token TOKEN`"
+        )
     who = store.users.authenticate(token.strip())
     request.state.principal = who
     return who

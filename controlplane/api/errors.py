@@ -31,8 +31,9 @@ STATUS: dict[type[e.GovcloudError], int] = {
 }
 
 
-def error_response(request: Request, status: int, code: str, message: str,
-                   details: dict[str, Any] | None = None) -> JSONResponse:
+def error_response(
+    request: Request, status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
     """Build the standard error body with the request id."""
     rid = getattr(request.state, "request_id", "")
     body = {"code": code, "message": message, "details": details or {}, "request_id": rid}
@@ -72,29 +73,37 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             if err.get("type") == "json_invalid":
                 return error_response(
-                    request, 400, "request.malformed_json",
+                    request,
+                    400,
+                    "request.malformed_json",
                     f"request body is not valid JSON: {err.get('ctx', {}).get('error', '')}",
-                    {"position": err.get("loc", [None, None])[-1]})
-            problems.append({
-                "field": _field(tuple(err.get("loc", ()))),
-                "message": err.get("msg", ""),
-                "value": _short(err.get("input")),
-                **({"limit": _short(err["ctx"])} if err.get("ctx") else {}),
-            })
-        summary = "; ".join(f"{p['field']}: {p['message']} (got {p['value']!r})"
-                            for p in problems[:5])
-        return error_response(request, 422, "request.invalid", f"invalid request: {summary}",
-                              {"errors": problems})
+                    {"position": err.get("loc", [None, None])[-1]},
+                )
+            problems.append(
+                {
+                    "field": _field(tuple(err.get("loc", ()))),
+                    "message": err.get("msg", ""),
+                    "value": _short(err.get("input")),
+                    **({"limit": _short(err["ctx"])} if err.get("ctx") else {}),
+                }
+            )
+        summary = "; ".join(
+            f"{p['field']}: {p['message']} (got {p['value']!r})" for p in problems[:5]
+        )
+        return error_response(
+            request, 422, "request.invalid", f"invalid request: {summary}", {"errors": problems}
+        )
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "route.not_found", 405: "route.method_not_allowed"}.get(
-            exc.status_code, "http.error")
+            exc.status_code, "http.error"
+        )
         return error_response(request, exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return error_response(
-            request, 500, "internal.error",
-            "internal error; report the request id to the operators")
+            request, 500, "internal.error", "internal error; report the request id to the operators"
+        )

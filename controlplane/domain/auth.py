@@ -66,9 +66,14 @@ def require_platform_admin(principal: Principal) -> None:
 
 def require_infra_reader(principal: Principal) -> None:
     """Hosts are visible to operators and auditors at the root scope only."""
-    if principal.is_agent or "/" in principal.org_path or principal.role not in (
-        Role.PLATFORM_ADMIN,
-        Role.AUDITOR,
+    if (
+        principal.is_agent
+        or "/" in principal.org_path
+        or principal.role
+        not in (
+            Role.PLATFORM_ADMIN,
+            Role.AUDITOR,
+        )
     ):
         raise Forbidden(
             "only platform-admins and root-scoped auditors may see hosts",

@@ -36,7 +36,6 @@ Text = Annotated[
 Trait = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
 
 
-
 def _no_parent_segments(path: str) -> str:
     if ".." in path.split("/"):
         raise ValueError("path must not contain '..' segments")

@@ -7,4 +7,4 @@ nowhere). It never writes: the store commits the plan atomically and re-checks c
 from controlplane.scheduler.select import Explanation, Plan, select
 from controlplane.scheduler.view import FleetView, HostView, PlacementRequest
 
-__all__ = ["Explanation", "FleetView", "HostView", "Plan", "PlacementRequest", "select"]
+__all__ = ["Explanation", "FleetView", "HostView", "PlacementRequest", "Plan", "select"]

@@ -20,9 +20,16 @@ class AuditRepo:
         with self.db.transaction() as session:
             session.add(AuditEventRow(**event.model_dump(exclude={"id"})))
 
-    def list(self, scope: str, *, limit: int = 100, before: int | None = None,
-             actor: str | None = None, action: str | None = None,
-             request_id: str | None = None) -> list[AuditEvent]:
+    def list(
+        self,
+        scope: str,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        request_id: str | None = None,
+    ) -> list[AuditEvent]:
         """Events about ``scope``'s subtree, newest first; ``before`` pages by id."""
         query = select(AuditEventRow).where(in_subtree(AuditEventRow.organisation, scope))
         if before is not None:

@@ -21,7 +21,12 @@ class CatalogRepo(Generic[M, R]):
     """Create, get, list, update and delete one kind of catalogue entry by its key."""
 
     def __init__(
-        self, db: Database, kind: str, model: type[M], row: type[R], key: str,
+        self,
+        db: Database,
+        kind: str,
+        model: type[M],
+        row: type[R],
+        key: str,
         in_use: Any = None,
     ) -> None:
         self.db = db

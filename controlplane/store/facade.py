@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import BindParameter, bindparam, func
 from sqlalchemy import select as sql_select
 
 from controlplane.domain.datacentre import DataCentre
@@ -22,9 +22,8 @@ from controlplane.store.org import OrgRepo
 from controlplane.store.tables import DataCentreRow, FlavorRow, HostRow, ImageRow, InstanceRow
 from controlplane.store.user import UserRepo
 
-
 _LIVE = InstanceRow.state != "DELETED"
-_IDENT = bindparam("ident")
+_IDENT: BindParameter[str] = bindparam("ident")
 
 
 def utcnow() -> datetime:
@@ -35,21 +34,42 @@ def utcnow() -> datetime:
 class Store:
     """The control plane's whole state, reached through one repository per noun."""
 
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow,
-                 schedule: Scheduler = select, placement_max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        schedule: Scheduler = select,
+        placement_max_attempts: int = 5,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.orgs = OrgRepo(db)
         self.users = UserRepo(db, clock)
         self.datacentres: CatalogRepo[DataCentre, DataCentreRow] = CatalogRepo(
-            db, "dc", DataCentre, DataCentreRow, "code",
-            in_use=sql_select(func.count()).where(HostRow.datacentre == _IDENT))
+            db,
+            "dc",
+            DataCentre,
+            DataCentreRow,
+            "code",
+            in_use=sql_select(func.count()).where(HostRow.datacentre == _IDENT),
+        )
         self.flavors: CatalogRepo[Flavor, FlavorRow] = CatalogRepo(
-            db, "flavor", Flavor, FlavorRow, "name",
-            in_use=sql_select(func.count()).where(InstanceRow.flavor == _IDENT, _LIVE))
+            db,
+            "flavor",
+            Flavor,
+            FlavorRow,
+            "name",
+            in_use=sql_select(func.count()).where(InstanceRow.flavor == _IDENT, _LIVE),
+        )
         self.images: CatalogRepo[Image, ImageRow] = CatalogRepo(
-            db, "image", Image, ImageRow, "name",
-            in_use=sql_select(func.count()).where(InstanceRow.image == _IDENT, _LIVE))
+            db,
+            "image",
+            Image,
+            ImageRow,
+            "name",
+            in_use=sql_select(func.count()).where(InstanceRow.image == _IDENT, _LIVE),
+        )
         self.hosts = HostRepo(db, clock)
         self.instances = InstanceRepo(db, clock, schedule, placement_max_attempts)
         self.audit = AuditRepo(db)
@@ -59,14 +79,18 @@ class Store:
         self.db.dispose()
 
 
-def open_store(url: str, *, clock: Callable[[], datetime] = utcnow,
-               schedule: Scheduler = select, placement_max_attempts: int = 5,
-               migrate: bool = True) -> Store:
+def open_store(
+    url: str,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    schedule: Scheduler = select,
+    placement_max_attempts: int = 5,
+    migrate: bool = True,
+) -> Store:
     """Open (and by default migrate to head) the database at ``url``; ensure the root org."""
     db = Database(url)
     if migrate:
         upgrade(db)
-    store = Store(db, clock=clock, schedule=schedule,
-                  placement_max_attempts=placement_max_attempts)
+    store = Store(db, clock=clock, schedule=schedule, placement_max_attempts=placement_max_attempts)
     store.orgs.ensure_root()
     return store

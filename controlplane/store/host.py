@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import uuid4
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from agents.protocol.v1 import Heartbeat, RegisterRequest
 from controlplane.domain.datacentre import DataCentreState
-from controlplane.domain.errors import AlreadyExists, InvalidRequest, NotFound, Unauthenticated
+from controlplane.domain.errors import AlreadyExists, NotFound, Unauthenticated
 from controlplane.domain.host import (
     DEFAULT_RESERVED,
     AllocationRatios,
@@ -29,21 +30,27 @@ from controlplane.store.tables import BootstrapTokenRow, DataCentreRow, HostRow
 def to_model(row: HostRow) -> Host:
     """Row -> domain Host."""
     return Host(
-        id=row.id, name=row.name, datacentre=row.datacentre,
+        id=row.id,
+        name=row.name,
+        datacentre=row.datacentre,
         capacity=Resources(vcpus=row.vcpus, ram_mib=row.ram_mib, disk_gib=row.disk_gib),
-        reserved=Resources(vcpus=row.reserved_vcpus, ram_mib=row.reserved_ram_mib,
-                           disk_gib=row.reserved_disk_gib),
+        reserved=Resources(
+            vcpus=row.reserved_vcpus, ram_mib=row.reserved_ram_mib, disk_gib=row.reserved_disk_gib
+        ),
         ratios=AllocationRatios(cpu=row.cpu_ratio, ram=row.ram_ratio, disk=row.disk_ratio),
-        traits=list(row.traits), state=HostState(row.state), libvirt_uri=row.libvirt_uri,
-        used=Resources(vcpus=row.used_vcpus, ram_mib=row.used_ram_mib,
-                       disk_gib=row.used_disk_gib),
-        generation=row.generation, last_heartbeat=row.last_heartbeat,
+        traits=list(row.traits),
+        state=HostState(row.state),
+        libvirt_uri=row.libvirt_uri,
+        used=Resources(vcpus=row.used_vcpus, ram_mib=row.used_ram_mib, disk_gib=row.used_disk_gib),
+        generation=row.generation,
+        last_heartbeat=row.last_heartbeat,
         agent_version=row.agent_version,
     )
 
 
-def set_sizes(row: HostRow, capacity: Resources, reserved: Resources,
-              ratios: AllocationRatios) -> None:
+def set_sizes(
+    row: HostRow, capacity: Resources, reserved: Resources, ratios: AllocationRatios
+) -> None:
     """Write capacity, reservations and ratios, and the derived usable totals."""
     row.vcpus, row.ram_mib, row.disk_gib = capacity.vcpus, capacity.ram_mib, capacity.disk_gib
     row.reserved_vcpus = reserved.vcpus
@@ -52,24 +59,33 @@ def set_sizes(row: HostRow, capacity: Resources, reserved: Resources,
     row.cpu_ratio, row.ram_ratio, row.disk_ratio = ratios.cpu, ratios.ram, ratios.disk
     total = usable(capacity, reserved, ratios)
     row.usable_vcpus, row.usable_ram_mib, row.usable_disk_gib = (
-        total.vcpus, total.ram_mib, total.disk_gib)
+        total.vcpus,
+        total.ram_mib,
+        total.disk_gib,
+    )
 
 
 def fleet_view(session: Session, datacentre: str | None = None) -> FleetView:
     """An immutable snapshot of the hosts the scheduler may consider."""
     query = select(HostRow, DataCentreRow.state).join(
-        DataCentreRow, DataCentreRow.code == HostRow.datacentre)
+        DataCentreRow, DataCentreRow.code == HostRow.datacentre
+    )
     if datacentre is not None:
         query = query.where(HostRow.datacentre == datacentre)
     return tuple(
         HostView(
-            id=row.id, name=row.name, datacentre=row.datacentre,
+            id=row.id,
+            name=row.name,
+            datacentre=row.datacentre,
             datacentre_active=dc_state == DataCentreState.ACTIVE.value,
-            state=HostState(row.state), traits=frozenset(row.traits),
-            usable=Resources(vcpus=row.usable_vcpus, ram_mib=row.usable_ram_mib,
-                             disk_gib=row.usable_disk_gib),
-            used=Resources(vcpus=row.used_vcpus, ram_mib=row.used_ram_mib,
-                           disk_gib=row.used_disk_gib),
+            state=HostState(row.state),
+            traits=frozenset(row.traits),
+            usable=Resources(
+                vcpus=row.usable_vcpus, ram_mib=row.usable_ram_mib, disk_gib=row.usable_disk_gib
+            ),
+            used=Resources(
+                vcpus=row.used_vcpus, ram_mib=row.used_ram_mib, disk_gib=row.used_disk_gib
+            ),
             generation=row.generation,
         )
         for row, dc_state in session.execute(query)
@@ -79,8 +95,11 @@ def fleet_view(session: Session, datacentre: str | None = None) -> FleetView:
 def bump_assignments(session: Session, host_id: str | None) -> None:
     """Tell the host's agent (via its long-poll) that its assignments changed."""
     if host_id is not None:
-        session.execute(update(HostRow).where(HostRow.id == host_id)
-                        .values(assign_generation=HostRow.assign_generation + 1))
+        session.execute(
+            update(HostRow)
+            .where(HostRow.id == host_id)
+            .values(assign_generation=HostRow.assign_generation + 1)
+        )
 
 
 class HostRepo:
@@ -90,40 +109,62 @@ class HostRepo:
         self.db = db
         self.clock = clock
 
-    def issue_bootstrap_token(self, datacentre: str, actor: str,
-                              ttl: timedelta = timedelta(hours=24)) -> tuple[str, datetime]:
+    def issue_bootstrap_token(
+        self, datacentre: str, actor: str, ttl: timedelta = timedelta(hours=24)
+    ) -> tuple[str, datetime]:
         """A one-time token with which one agent may register into ``datacentre``."""
         token = new_token("gcb")
         now = self.clock()
         with self.db.transaction() as session:
             if session.get(DataCentreRow, datacentre) is None:
                 raise NotFound("dc", datacentre)
-            session.add(BootstrapTokenRow(
-                token_hash=hash_token(token), datacentre=datacentre, created_by=actor,
-                created_at=now, expires_at=now + ttl))
+            session.add(
+                BootstrapTokenRow(
+                    token_hash=hash_token(token),
+                    datacentre=datacentre,
+                    created_by=actor,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
         return token, now + ttl
 
-    def register(self, request: RegisterRequest, reserved: Resources = DEFAULT_RESERVED,
-                 ratios: AllocationRatios | None = None) -> tuple[Host, str]:
+    def register(
+        self,
+        request: RegisterRequest,
+        reserved: Resources = DEFAULT_RESERVED,
+        ratios: AllocationRatios | None = None,
+    ) -> tuple[Host, str]:
         """Consume a bootstrap token and create the host; returns it and its credential."""
         now = self.clock()
         credential = new_token("gch")
         with self.db.transaction() as session:
-            token = session.get(BootstrapTokenRow, hash_token(request.bootstrap_token),
-                                with_for_update=True)
+            token = session.get(
+                BootstrapTokenRow, hash_token(request.bootstrap_token), with_for_update=True
+            )
             if token is None or token.used_at is not None or token.expires_at < now:
                 raise Unauthenticated(
                     "bootstrap token is unknown, used or expired; issue a new one with "
-                    "`govcloud host token create --dc CODE`")
+                    "`govcloud host token create --dc CODE`"
+                )
             if session.scalar(select(HostRow).where(HostRow.name == request.name)) is not None:
                 raise AlreadyExists("host", request.name)
             row = HostRow(
-                id=str(uuid4()), name=request.name, datacentre=token.datacentre,
-                traits=sorted(set(request.traits)), state=HostState.ACTIVE.value,
-                libvirt_uri=request.libvirt_uri, generation=0, assign_generation=1,
-                last_heartbeat=now, agent_version=request.agent_version,
-                credential_hash=hash_token(credential), created_at=now,
-                used_vcpus=0, used_ram_mib=0, used_disk_gib=0,
+                id=str(uuid4()),
+                name=request.name,
+                datacentre=token.datacentre,
+                traits=sorted(set(request.traits)),
+                state=HostState.ACTIVE.value,
+                libvirt_uri=request.libvirt_uri,
+                generation=0,
+                assign_generation=1,
+                last_heartbeat=now,
+                agent_version=request.agent_version,
+                credential_hash=hash_token(credential),
+                created_at=now,
+                used_vcpus=0,
+                used_ram_mib=0,
+                used_disk_gib=0,
             )
             set_sizes(row, request.capacity, reserved, ratios or AllocationRatios())
             session.add(row)
@@ -158,9 +199,15 @@ class HostRepo:
         with self.db.transaction() as session:
             return [to_model(r) for r in session.scalars(query)]
 
-    def update(self, host_id: str, *, state: HostState | None = None,
-               ratios: AllocationRatios | None = None, reserved: Resources | None = None,
-               traits: list[str] | None = None) -> Host:
+    def update(
+        self,
+        host_id: str,
+        *,
+        state: HostState | None = None,
+        ratios: AllocationRatios | None = None,
+        reserved: Resources | None = None,
+        traits: builtins.list[str] | None = None,
+    ) -> Host:
         """Change an operator-controlled attribute; lowering capacity never evicts."""
         with self.db.transaction() as session:
             row = self._row(session, host_id)
@@ -182,8 +229,8 @@ class HostRepo:
     @staticmethod
     def _row(session: Session, ident: str) -> HostRow:
         row = session.get(HostRow, ident) or session.scalar(
-            select(HostRow).where(HostRow.name == ident))
+            select(HostRow).where(HostRow.name == ident)
+        )
         if row is None:
             raise NotFound("host", ident)
         return row
-

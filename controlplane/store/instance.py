@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import uuid4
 
@@ -31,7 +32,7 @@ from controlplane.domain.instance import (
 )
 from controlplane.domain.org import OrgKind, within
 from controlplane.domain.resources import Resources
-from controlplane.scheduler import Explanation, FleetView, Plan, PlacementRequest
+from controlplane.scheduler import Explanation, FleetView, PlacementRequest, Plan
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.host import bump_assignments, fleet_view
 from controlplane.store.org import get_row as get_org_row
@@ -70,13 +71,25 @@ class StatusOutcome:
 
 def _model(row: InstanceRow, host_name: str | None) -> Instance:
     return Instance(
-        id=row.id, name=row.name, project=row.project, org_path=row.org_path,
-        flavor=row.flavor, image=row.image,
-        resources=_resources(row), datacentre=row.datacentre,
-        requested_datacentre=row.requested_datacentre, host=row.host_id, host_name=host_name,
-        state=InstanceState(row.state), desired_power=PowerIntent(row.desired_power),
-        reboot_seq=row.reboot_seq, pending_reason=row.pending_reason, fault=row.fault,
-        created_by=row.created_by, created_at=row.created_at, updated_at=row.updated_at,
+        id=row.id,
+        name=row.name,
+        project=row.project,
+        org_path=row.org_path,
+        flavor=row.flavor,
+        image=row.image,
+        resources=_resources(row),
+        datacentre=row.datacentre,
+        requested_datacentre=row.requested_datacentre,
+        host=row.host_id,
+        host_name=host_name,
+        state=InstanceState(row.state),
+        desired_power=PowerIntent(row.desired_power),
+        reboot_seq=row.reboot_seq,
+        pending_reason=row.pending_reason,
+        fault=row.fault,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
         launched_at=row.launched_at,
     )
 
@@ -88,8 +101,13 @@ def _resources(row: InstanceRow) -> Resources:
 class InstanceRepo:
     """Everything that changes an instance row goes through here."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime], schedule: Scheduler,
-                 max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime],
+        schedule: Scheduler,
+        max_attempts: int = 5,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.schedule = schedule
@@ -97,8 +115,17 @@ class InstanceRepo:
 
     # -- creation -----------------------------------------------------------------------
 
-    def create(self, *, name: str, project: str, flavor: str, image: str,
-               datacentre: str | None, actor: str, request_id: str) -> Instance:
+    def create(
+        self,
+        *,
+        name: str,
+        project: str,
+        flavor: str,
+        image: str,
+        datacentre: str | None,
+        actor: str,
+        request_id: str,
+    ) -> Instance:
         """Create an instance and, in the same transaction, claim a host for it.
 
         If no host fits, the instance stays PENDING with the scheduler's explanation and
@@ -106,23 +133,36 @@ class InstanceRepo:
         """
         for _attempt in range(self.max_attempts):
             try:
-                return self._create_once(name, project, flavor, image, datacentre, actor,
-                                         request_id, place=True)
+                return self._create_once(
+                    name, project, flavor, image, datacentre, actor, request_id, place=True
+                )
             except Conflict:
                 log.info("placement race lost for %s; re-snapshotting", name)
-        return self._create_once(name, project, flavor, image, datacentre, actor,
-                                 request_id, place=False)
+        return self._create_once(
+            name, project, flavor, image, datacentre, actor, request_id, place=False
+        )
 
-    def _create_once(self, name: str, project: str, flavor: str, image: str,
-                     datacentre: str | None, actor: str, request_id: str, *,
-                     place: bool) -> Instance:
+    def _create_once(
+        self,
+        name: str,
+        project: str,
+        flavor: str,
+        image: str,
+        datacentre: str | None,
+        actor: str,
+        request_id: str,
+        *,
+        place: bool,
+    ) -> Instance:
         now = self.clock()
         with self.db.transaction() as session:
             org = get_org_row(session, project)
             if org.kind != OrgKind.PROJECT.value:
                 raise InvalidRequest(
                     f"instances belong to projects; {project!r} is a {org.kind}",
-                    field="project", value=project)
+                    field="project",
+                    value=project,
+                )
             flavor_row = session.get(FlavorRow, flavor)
             if flavor_row is None:
                 raise NotFound("flavor", flavor)
@@ -132,14 +172,28 @@ class InstanceRepo:
             if datacentre is not None and session.get(DataCentreRow, datacentre) is None:
                 raise NotFound("dc", datacentre)
             _check_image_fits(image_row, flavor_row)
-            amount = Resources(vcpus=flavor_row.vcpus, ram_mib=flavor_row.ram_mib,
-                               disk_gib=flavor_row.disk_gib)
+            amount = Resources(
+                vcpus=flavor_row.vcpus, ram_mib=flavor_row.ram_mib, disk_gib=flavor_row.disk_gib
+            )
             row = InstanceRow(
-                id=str(uuid4()), name=name, project=project, org_path=org.path,
-                flavor=flavor, image=image, vcpus=amount.vcpus, ram_mib=amount.ram_mib,
-                disk_gib=amount.disk_gib, requested_datacentre=datacentre, datacentre=None,
-                host_id=None, state=S.PENDING.value, desired_power=PowerIntent.RUNNING.value,
-                reboot_seq=0, created_by=actor, created_at=now, updated_at=now,
+                id=str(uuid4()),
+                name=name,
+                project=project,
+                org_path=org.path,
+                flavor=flavor,
+                image=image,
+                vcpus=amount.vcpus,
+                ram_mib=amount.ram_mib,
+                disk_gib=amount.disk_gib,
+                requested_datacentre=datacentre,
+                datacentre=None,
+                host_id=None,
+                state=S.PENDING.value,
+                desired_power=PowerIntent.RUNNING.value,
+                reboot_seq=0,
+                created_by=actor,
+                created_at=now,
+                updated_at=now,
             )
             session.add(row)
             host_name = None
@@ -148,16 +202,25 @@ class InstanceRepo:
             else:
                 row.pending_reason = (
                     f"lost {self.max_attempts} placement races to concurrent requests; "
-                    "will retry automatically")
-            session.add(InstanceActionRow(instance_id=row.id, action="create",
-                                          request_id=request_id, actor=actor, started_at=now))
+                    "will retry automatically"
+                )
+            session.add(
+                InstanceActionRow(
+                    instance_id=row.id,
+                    action="create",
+                    request_id=request_id,
+                    actor=actor,
+                    started_at=now,
+                )
+            )
             return _model(row, host_name)
 
     def _place(self, session: Session, row: InstanceRow) -> str | None:
         """Select a host and claim it for ``row`` (PENDING); returns the host's name."""
         view = fleet_view(session, row.requested_datacentre)
-        decision = self.schedule(view, PlacementRequest(
-            resources=_resources(row), datacentre=row.requested_datacentre))
+        decision = self.schedule(
+            view, PlacementRequest(resources=_resources(row), datacentre=row.requested_datacentre)
+        )
         if isinstance(decision, Explanation):
             row.pending_reason = decision.summary()
             return None
@@ -171,9 +234,14 @@ class InstanceRepo:
     def place_pending(self, limit: int = 100) -> int:
         """Retry PENDING instances, oldest first; returns how many were placed."""
         with self.db.transaction() as session:
-            ids = list(session.scalars(
-                select(InstanceRow.id).where(InstanceRow.state == S.PENDING.value)
-                .order_by(InstanceRow.created_at, InstanceRow.id).limit(limit)))
+            ids = list(
+                session.scalars(
+                    select(InstanceRow.id)
+                    .where(InstanceRow.state == S.PENDING.value)
+                    .order_by(InstanceRow.created_at, InstanceRow.id)
+                    .limit(limit)
+                )
+            )
         placed = 0
         for instance_id in ids:
             try:
@@ -182,10 +250,10 @@ class InstanceRepo:
                     # retrying the same instance cannot both place it.
                     taken = session.execute(
                         update(InstanceRow)
-                        .where(InstanceRow.id == instance_id,
-                               InstanceRow.state == S.PENDING.value)
+                        .where(InstanceRow.id == instance_id, InstanceRow.state == S.PENDING.value)
                         .values(updated_at=self.clock())
-                        .execution_options(synchronize_session=False))
+                        .execution_options(synchronize_session=False)
+                    )
                     if taken.rowcount != 1:  # type: ignore[attr-defined]
                         continue
                     row = session.get(InstanceRow, instance_id, populate_existing=True)
@@ -204,16 +272,27 @@ class InstanceRepo:
             row = self._visible_row(session, instance_id, scope)
             return _model(row, _host_name(session, row.host_id))
 
-    def list(self, scope: str, *, state: str | None = None, datacentre: str | None = None,
-             host: str | None = None, org: str | None = None, name: str | None = None,
-             limit: int = 100, marker: str | None = None) -> list[Instance]:
+    def list(
+        self,
+        scope: str,
+        *,
+        state: str | None = None,
+        datacentre: str | None = None,
+        host: str | None = None,
+        org: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        marker: str | None = None,
+    ) -> list[Instance]:
         """Instances in ``scope``'s subtree (or ``org``'s, inside it), oldest first.
 
         DELETED instances are listed only when ``state="DELETED"`` is asked for.
         """
-        query = (select(InstanceRow, HostRow.name)
-                 .outerjoin(HostRow, HostRow.id == InstanceRow.host_id)
-                 .where(in_subtree(InstanceRow.org_path, scope)))
+        query = (
+            select(InstanceRow, HostRow.name)
+            .outerjoin(HostRow, HostRow.id == InstanceRow.host_id)
+            .where(in_subtree(InstanceRow.org_path, scope))
+        )
         if state:
             query = query.where(InstanceRow.state == state)
         else:
@@ -234,33 +313,44 @@ class InstanceRepo:
                 after = self._visible_row(session, marker, scope)
                 query = query.where(
                     (InstanceRow.created_at > after.created_at)
-                    | ((InstanceRow.created_at == after.created_at)
-                       & (InstanceRow.id > after.id)))
+                    | ((InstanceRow.created_at == after.created_at) & (InstanceRow.id > after.id))
+                )
             rows = session.execute(
-                query.order_by(InstanceRow.created_at, InstanceRow.id).limit(limit))
+                query.order_by(InstanceRow.created_at, InstanceRow.id).limit(limit)
+            )
             return [_model(r, h) for r, h in rows]
 
-    def actions(self, instance_id: str, scope: str) -> list[InstanceAction]:
+    def actions(self, instance_id: str, scope: str) -> builtins.list[InstanceAction]:
         """The instance's action history, oldest first."""
         with self.db.transaction() as session:
             self._visible_row(session, instance_id, scope)
-            rows = session.scalars(select(InstanceActionRow)
-                                   .where(InstanceActionRow.instance_id == instance_id)
-                                   .order_by(InstanceActionRow.id))
+            rows = session.scalars(
+                select(InstanceActionRow)
+                .where(InstanceActionRow.instance_id == instance_id)
+                .order_by(InstanceActionRow.id)
+            )
             return [InstanceAction.model_validate(r, from_attributes=True) for r in rows]
 
     # -- user actions -------------------------------------------------------------------
 
-    def request(self, instance_id: str, action: str, *, scope: str, actor: str,
-                request_id: str) -> Instance:
+    def request(
+        self, instance_id: str, action: str, *, scope: str, actor: str, request_id: str
+    ) -> Instance:
         """Record the user's intent (start/stop/reboot/delete) for the agent to carry out."""
         now = self.clock()
         with self.db.transaction() as session:
             row = self._visible_row(session, instance_id, scope, lock=True)
             state = InstanceState(row.state)
             check_action(action, state, instance_id)
-            session.add(InstanceActionRow(instance_id=row.id, action=action,
-                                          request_id=request_id, actor=actor, started_at=now))
+            session.add(
+                InstanceActionRow(
+                    instance_id=row.id,
+                    action=action,
+                    request_id=request_id,
+                    actor=actor,
+                    started_at=now,
+                )
+            )
             if action == "start":
                 row.desired_power = PowerIntent.RUNNING.value
             elif action == "stop":
@@ -288,23 +378,25 @@ class InstanceRepo:
             rows = session.execute(
                 select(InstanceRow, ImageRow)
                 .join(ImageRow, ImageRow.name == InstanceRow.image)
-                .where(InstanceRow.host_id == host_id,
-                       InstanceRow.state != S.DELETED.value)
-                .order_by(InstanceRow.created_at))
+                .where(InstanceRow.host_id == host_id, InstanceRow.state != S.DELETED.value)
+                .order_by(InstanceRow.created_at)
+            )
             return AssignmentList(
                 generation=host.assign_generation,
-                assignments=[_assignment(inst, img) for inst, img in rows])
+                assignments=[_assignment(inst, img) for inst, img in rows],
+            )
 
     def assignment_generation(self, host_id: str) -> int:
         """The long-poll key of ``host_id``."""
         with self.db.transaction() as session:
             generation = session.scalar(
-                select(HostRow.assign_generation).where(HostRow.id == host_id))
+                select(HostRow.assign_generation).where(HostRow.id == host_id)
+            )
             if generation is None:
                 raise NotFound("host", host_id)
             return generation
 
-    def apply_status(self, host_id: str, statuses: list[InstanceStatus]) -> StatusOutcome:
+    def apply_status(self, host_id: str, statuses: builtins.list[InstanceStatus]) -> StatusOutcome:
         """Move instances to what the agent observed (only instances on ``host_id``)."""
         outcome = StatusOutcome()
         for status in statuses:
@@ -331,8 +423,10 @@ class InstanceRepo:
                 return  # not created yet, or already gone
             else:
                 new = S.ERROR
-                fault = (f"domain vanished from host (last seen {current.value}); it was "
-                         "removed outside govcloud. Delete the instance and create it again")
+                fault = (
+                    f"domain vanished from host (last seen {current.value}); it was "
+                    "removed outside govcloud. Delete the instance and create it again"
+                )
         else:
             new = OBSERVED[status.state]
             fault = (status.message or "the agent reported an error") if new is S.ERROR else None
@@ -355,8 +449,11 @@ class InstanceRepo:
 
     def _finish_actions(self, session: Session, row: InstanceRow, reboot_applied: int) -> None:
         state = InstanceState(row.state)
-        pending = session.scalars(select(InstanceActionRow).where(
-            InstanceActionRow.instance_id == row.id, InstanceActionRow.result == "pending"))
+        pending = session.scalars(
+            select(InstanceActionRow).where(
+                InstanceActionRow.instance_id == row.id, InstanceActionRow.result == "pending"
+            )
+        )
         for action in pending:
             outcome = action_outcome(action.action, state, reboot_applied, row.reboot_seq)
             if outcome is not None:
@@ -364,8 +461,9 @@ class InstanceRepo:
                 action.message = (row.fault or "") if outcome == "error" else ""
 
     @staticmethod
-    def _visible_row(session: Session, instance_id: str, scope: str,
-                     lock: bool = False) -> InstanceRow:
+    def _visible_row(
+        session: Session, instance_id: str, scope: str, lock: bool = False
+    ) -> InstanceRow:
         row = session.get(InstanceRow, instance_id, with_for_update=lock)
         # Another tenant's instance is reported as missing, not forbidden: no existence leak.
         if row is None or not within(row.org_path, scope):
@@ -378,27 +476,47 @@ def _check_image_fits(image: ImageRow, flavor: FlavorRow) -> None:
         raise InvalidRequest(
             f"flavor {flavor.name} has {flavor.ram_mib} MiB RAM; image {image.name} needs at "
             f"least {image.min_ram_mib} MiB. Choose a larger flavor",
-            field="flavor", limit=image.min_ram_mib, value=flavor.ram_mib)
+            field="flavor",
+            limit=image.min_ram_mib,
+            value=flavor.ram_mib,
+        )
     if flavor.disk_gib < image.min_disk_gib:
         raise InvalidRequest(
             f"flavor {flavor.name} has {flavor.disk_gib} GiB disk; image {image.name} needs "
             f"at least {image.min_disk_gib} GiB. Choose a larger flavor",
-            field="flavor", limit=image.min_disk_gib, value=flavor.disk_gib)
+            field="flavor",
+            limit=image.min_disk_gib,
+            value=flavor.disk_gib,
+        )
 
 
 def _host_name(session: Session, host_id: str | None) -> str | None:
-    return None if host_id is None else session.scalar(
-        select(HostRow.name).where(HostRow.id == host_id))
+    return (
+        None
+        if host_id is None
+        else session.scalar(select(HostRow.name).where(HostRow.id == host_id))
+    )
 
 
 def _assignment(inst: InstanceRow, image: ImageRow) -> Assignment:
-    desired = (DesiredState.DELETED if inst.state == S.DELETING.value
-               else DesiredState(inst.desired_power))
+    desired = (
+        DesiredState.DELETED if inst.state == S.DELETING.value else DesiredState(inst.desired_power)
+    )
     return Assignment(
-        instance_id=inst.id, name=inst.name, vcpus=inst.vcpus, ram_mib=inst.ram_mib,
-        disk_gib=inst.disk_gib, desired=desired, reboot_seq=inst.reboot_seq,
+        instance_id=inst.id,
+        name=inst.name,
+        vcpus=inst.vcpus,
+        ram_mib=inst.ram_mib,
+        disk_gib=inst.disk_gib,
+        desired=desired,
+        reboot_seq=inst.reboot_seq,
         create=inst.state in (S.SCHEDULED.value, S.BUILDING.value),
-        image=ImageSpec(name=image.name, format=image.format, path=image.path,
-                        kernel_path=image.kernel_path, initrd_path=image.initrd_path,
-                        cmdline=image.cmdline),
+        image=ImageSpec(
+            name=image.name,
+            format=image.format,
+            path=image.path,
+            kernel_path=image.kernel_path,
+            initrd_path=image.initrd_path,
+            cmdline=image.cmdline,
+        ),
     )

@@ -40,7 +40,10 @@ class OrgRepo:
             row = session.get(OrganisationRow, ROOT_CODE)
             if row is None:
                 row = OrganisationRow(
-                    code=ROOT_CODE, name=ROOT_NAME, kind=OrgKind.ROOT.value, parent=None,
+                    code=ROOT_CODE,
+                    name=ROOT_NAME,
+                    kind=OrgKind.ROOT.value,
+                    parent=None,
                     path=ROOT_CODE,
                 )
                 session.add(row)
@@ -60,7 +63,10 @@ class OrgRepo:
                     value=parent,
                 )
             row = OrganisationRow(
-                code=code, name=name, kind=CHILD_KIND[parent_kind].value, parent=parent,
+                code=code,
+                name=name,
+                kind=CHILD_KIND[parent_kind].value,
+                parent=parent,
                 path=f"{parent_row.path}/{code}",
             )
             session.add(row)

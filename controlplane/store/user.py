@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -16,8 +16,9 @@ from controlplane.store.tables import HostRow, UserRow
 
 
 def _model(row: UserRow) -> User:
-    return User(name=row.name, role=Role(row.role), organisation=row.organisation,
-                org_path=row.org_path)
+    return User(
+        name=row.name, role=Role(row.role), organisation=row.organisation, org_path=row.org_path
+    )
 
 
 class UserRepo:
@@ -27,17 +28,23 @@ class UserRepo:
         self.db = db
         self.clock = clock
 
-    def create(self, name: str, role: Role, organisation: str,
-               token: str | None = None) -> tuple[User, str]:
+    def create(
+        self, name: str, role: Role, organisation: str, token: str | None = None
+    ) -> tuple[User, str]:
         """Create a user; returns it with its token (shown once, stored hashed)."""
         token = token or new_token("gcu")
         with self.db.transaction() as session:
             if session.get(UserRow, name) is not None:
                 raise AlreadyExists("user", name)
             org = get_row(session, organisation)
-            row = UserRow(name=name, role=role.value, organisation=org.code,
-                          org_path=org.path, token_hash=hash_token(token),
-                          created_at=self.clock())
+            row = UserRow(
+                name=name,
+                role=role.value,
+                organisation=org.code,
+                org_path=org.path,
+                token_hash=hash_token(token),
+                created_at=self.clock(),
+            )
             session.add(row)
             return _model(row), token
 
@@ -65,6 +72,7 @@ class UserRepo:
                 return Principal(name=user.name, role=Role(user.role), org_path=user.org_path)
             host = session.scalar(select(HostRow).where(HostRow.credential_hash == digest))
             if host is not None:
-                return Principal(name=f"agent:{host.name}", role=Role.AGENT,
-                                 org_path=ROOT_CODE, host_id=host.id)
+                return Principal(
+                    name=f"agent:{host.name}", role=Role.AGENT, org_path=ROOT_CODE, host_id=host.id
+                )
         raise Unauthenticated("the token is not valid; log in again with `govcloud login`")

@@ -23,24 +23,32 @@ router = APIRouter(prefix="/agent", tags=["agent"])
 POLL_STEP_S = 0.2
 
 
-@router.post("/register", name="agent.register", status_code=201,
-             response_model=RegisterResponse)
-def register(body: RegisterRequest, request: Request, store: StoreDep,
-             settings: SettingsDep) -> RegisterResponse:
+@router.post("/register", name="agent.register", status_code=201, response_model=RegisterResponse)
+def register(
+    body: RegisterRequest, request: Request, store: StoreDep, settings: SettingsDep
+) -> RegisterResponse:
     """Exchange a one-time bootstrap token for a host identity and credential."""
     audit_target(request, "host", body.name, store.orgs.ensure_root().path)
     host, credential = store.hosts.register(body)
     audit_target(request, "host", host.id)
     request.app.state.pending.poke()
-    return RegisterResponse(host_id=host.id, datacentre=host.datacentre,
-                            credential=credential,
-                            heartbeat_interval_s=settings.heartbeat_interval_s)
+    return RegisterResponse(
+        host_id=host.id,
+        datacentre=host.datacentre,
+        credential=credential,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+    )
 
 
-@router.post("/hosts/{host_id}/heartbeat", name="agent.heartbeat",
-             response_model=HeartbeatAck)
-def heartbeat(host_id: str, body: Heartbeat, request: Request, store: StoreDep,
-              who: PrincipalDep, settings: SettingsDep) -> HeartbeatAck:
+@router.post("/hosts/{host_id}/heartbeat", name="agent.heartbeat", response_model=HeartbeatAck)
+def heartbeat(
+    host_id: str,
+    body: Heartbeat,
+    request: Request,
+    store: StoreDep,
+    who: PrincipalDep,
+    settings: SettingsDep,
+) -> HeartbeatAck:
     """Liveness and capacity; not audited (telemetry)."""
     request.state.audit_skip = True
     require_agent_for(who, host_id)
@@ -48,14 +56,17 @@ def heartbeat(host_id: str, body: Heartbeat, request: Request, store: StoreDep,
     host = store.hosts.heartbeat(host_id, body)
     if host.capacity != before.capacity:
         request.app.state.pending.poke()
-    return HeartbeatAck(host_state=host.state.value,
-                        heartbeat_interval_s=settings.heartbeat_interval_s)
+    return HeartbeatAck(
+        host_state=host.state.value, heartbeat_interval_s=settings.heartbeat_interval_s
+    )
 
 
-@router.get("/hosts/{host_id}/assignments", name="agent.assignments",
-            response_model=AssignmentList)
+@router.get("/hosts/{host_id}/assignments", name="agent.assignments", response_model=AssignmentList)
 async def assignments(
-    host_id: str, store: StoreDep, who: PrincipalDep, settings: SettingsDep,
+    host_id: str,
+    store: StoreDep,
+    who: PrincipalDep,
+    settings: SettingsDep,
     generation: Annotated[int, Query(ge=-1)] = -1,
     wait: Annotated[float, Query(ge=0, le=300)] = 0,
 ) -> AssignmentList:
@@ -72,8 +83,9 @@ async def assignments(
 
 
 @router.post("/hosts/{host_id}/status", name="agent.status", status_code=204)
-def status(host_id: str, body: StatusReport, request: Request, store: StoreDep,
-           who: PrincipalDep) -> Response:
+def status(
+    host_id: str, body: StatusReport, request: Request, store: StoreDep, who: PrincipalDep
+) -> Response:
     """Observed states; instances not assigned to this host are ignored."""
     require_agent_for(who, host_id)
     audit_target(request, "host", host_id)

@@ -1,7 +1,6 @@
 """Router factory for catalogue resources (data centres, flavors, images): everyone may
 read them, only platform-admins change them."""
 
-
 from typing import Any  # no `from __future__ import annotations`: FastAPI reads body types
 
 from fastapi import APIRouter, Request, Response
@@ -14,7 +13,12 @@ from controlplane.store.catalog import CatalogRepo
 
 
 def catalog_router(
-    *, kind: str, path: str, repo: str, model: type[BaseModel], create: type[BaseModel],
+    *,
+    kind: str,
+    path: str,
+    repo: str,
+    model: type[BaseModel],
+    create: type[BaseModel],
     update: type[BaseModel] | None = None,
 ) -> APIRouter:
     """CRUD routes for ``store.<repo>`` under ``/<path>``, named ``<kind>.<verb>``."""
@@ -33,8 +37,12 @@ def catalog_router(
         return repo_of(store).get(ident)
 
     @router.post("", name=f"{kind}.create", status_code=201, response_model=model)
-    def create_item(body: create, request: Request, store: StoreDep,  # type: ignore[valid-type]
-                    who: UserDep) -> Any:
+    def create_item(
+        body: create,  # type: ignore[valid-type]
+        request: Request,
+        store: StoreDep,
+        who: UserDep,
+    ) -> Any:
         require_platform_admin(who)
         ident = getattr(body, repo_of(store).key)
         audit_target(request, kind, ident)
@@ -43,8 +51,13 @@ def catalog_router(
     if update is not None:
 
         @router.patch("/{ident}", name=f"{kind}.update", response_model=model)
-        def update_item(ident: str, body: update, request: Request,  # type: ignore[valid-type]
-                        store: StoreDep, who: UserDep) -> Any:
+        def update_item(
+            ident: str,
+            body: update,  # type: ignore[valid-type]
+            request: Request,
+            store: StoreDep,
+            who: UserDep,
+        ) -> Any:
             require_platform_admin(who)
             changed = repo_of(store).update(ident, body.model_dump(exclude_none=True))  # type: ignore[attr-defined]
             request.app.state.pending.poke()

@@ -5,6 +5,10 @@ from controlplane.domain.datacentre import DataCentre
 from controlplane.schemas.catalog import DataCentreCreate, DataCentreUpdate
 
 router = catalog_router(
-    kind="dc", path="datacentres", repo="datacentres", model=DataCentre,
-    create=DataCentreCreate, update=DataCentreUpdate,
+    kind="dc",
+    path="datacentres",
+    repo="datacentres",
+    model=DataCentre,
+    create=DataCentreCreate,
+    update=DataCentreUpdate,
 )

@@ -5,5 +5,9 @@ from controlplane.domain.flavor import Flavor
 from controlplane.schemas.catalog import FlavorCreate
 
 router = catalog_router(
-    kind="flavor", path="flavors", repo="flavors", model=Flavor, create=FlavorCreate,
+    kind="flavor",
+    path="flavors",
+    repo="flavors",
+    model=Flavor,
+    create=FlavorCreate,
 )

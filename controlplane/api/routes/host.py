@@ -15,22 +15,26 @@ router = APIRouter(prefix="/hosts", tags=["hosts"])
 
 
 @router.get("", name="host.list", response_model=list[Host])
-def list_hosts(store: StoreDep, who: UserDep, datacentre: str | None = None,
-               state: str | None = None) -> list[Host]:
+def list_hosts(
+    store: StoreDep, who: UserDep, datacentre: str | None = None, state: str | None = None
+) -> list[Host]:
     """Hosts, optionally in one data centre or state."""
     require_infra_reader(who)
     return store.hosts.list(datacentre, state)
 
 
-@router.post("/bootstrap-tokens", name="host.bootstrap_token", status_code=201,
-             response_model=BootstrapToken)
-def issue_token(body: BootstrapTokenCreate, request: Request, store: StoreDep,
-                who: UserDep) -> BootstrapToken:
+@router.post(
+    "/bootstrap-tokens", name="host.bootstrap_token", status_code=201, response_model=BootstrapToken
+)
+def issue_token(
+    body: BootstrapTokenCreate, request: Request, store: StoreDep, who: UserDep
+) -> BootstrapToken:
     """A one-time token for enrolling one host into a data centre."""
     require_platform_admin(who)
     audit_target(request, "dc", body.datacentre)
     token, expires = store.hosts.issue_bootstrap_token(
-        body.datacentre, who.name, timedelta(hours=body.ttl_hours))
+        body.datacentre, who.name, timedelta(hours=body.ttl_hours)
+    )
     return BootstrapToken(token=token, datacentre=body.datacentre, expires_at=expires)
 
 
@@ -42,11 +46,13 @@ def show_host(host: str, store: StoreDep, who: UserDep) -> Host:
 
 
 @router.patch("/{host}", name="host.update", response_model=Host)
-def update_host(host: str, body: HostUpdate, request: Request, store: StoreDep,
-                who: UserDep) -> Host:
+def update_host(
+    host: str, body: HostUpdate, request: Request, store: StoreDep, who: UserDep
+) -> Host:
     """Change state, ratios, reservations or traits."""
     require_platform_admin(who)
-    updated = store.hosts.update(host, state=body.state, ratios=body.ratios,
-                                 reserved=body.reserved, traits=body.traits)
+    updated = store.hosts.update(
+        host, state=body.state, ratios=body.ratios, reserved=body.reserved, traits=body.traits
+    )
     request.app.state.pending.poke()
     return updated

@@ -5,5 +5,9 @@ from controlplane.domain.image import Image
 from controlplane.schemas.catalog import ImageCreate
 
 router = catalog_router(
-    kind="image", path="images", repo="images", model=Image, create=ImageCreate,
+    kind="image",
+    path="images",
+    repo="images",
+    model=Image,
+    create=ImageCreate,
 )

@@ -18,7 +18,8 @@ router = APIRouter(prefix="/instances", tags=["instances"])
 
 @router.get("", name="instance.list", response_model=Page[Instance])
 def list_instances(
-    store: StoreDep, who: UserDep,
+    store: StoreDep,
+    who: UserDep,
     state: InstanceState | None = None,
     datacentre: str | None = None,
     host: str | None = None,
@@ -29,21 +30,35 @@ def list_instances(
 ) -> Page[Instance]:
     """Instances the caller may see, oldest first; DELETED ones only with ``state``."""
     items = store.instances.list(
-        who.org_path, state=state.value if state else None, datacentre=datacentre,
-        host=host, org=org, name=name, limit=limit, marker=marker)
+        who.org_path,
+        state=state.value if state else None,
+        datacentre=datacentre,
+        host=host,
+        org=org,
+        name=name,
+        limit=limit,
+        marker=marker,
+    )
     return Page(items=items, next_marker=items[-1].id if len(items) == limit else None)
 
 
 @router.post("", name="instance.create", status_code=202, response_model=Instance)
-def create_instance(body: InstanceCreate, request: Request, store: StoreDep, who: UserDep,
-                    rid: RequestId) -> Instance:
+def create_instance(
+    body: InstanceCreate, request: Request, store: StoreDep, who: UserDep, rid: RequestId
+) -> Instance:
     """Create and place; 202 because the agent builds it asynchronously."""
     project = store.orgs.get(body.project)
     audit_target(request, "instance", body.name, project.path)
     require_mutate(who, project.path)
     created = store.instances.create(
-        name=body.name, project=body.project, flavor=body.flavor, image=body.image,
-        datacentre=body.datacentre, actor=who.name, request_id=rid)
+        name=body.name,
+        project=body.project,
+        flavor=body.flavor,
+        image=body.image,
+        datacentre=body.datacentre,
+        actor=who.name,
+        request_id=rid,
+    )
     audit_target(request, "instance", created.id, project.path)
     return created
 
@@ -54,50 +69,55 @@ def show_instance(instance_id: str, store: StoreDep, who: UserDep) -> Instance:
     return store.instances.get(instance_id, who.org_path)
 
 
-@router.get("/{instance_id}/actions", name="instance.actions",
-            response_model=list[InstanceAction])
+@router.get("/{instance_id}/actions", name="instance.actions", response_model=list[InstanceAction])
 def instance_actions(instance_id: str, store: StoreDep, who: UserDep) -> list[InstanceAction]:
     """What was asked of this instance, by whom, and how it ended."""
     return store.instances.actions(instance_id, who.org_path)
 
 
-def _act(action: str, instance_id: str, request: Request, store: Store, who: Principal,
-         rid: str) -> Instance:
+def _act(
+    action: str, instance_id: str, request: Request, store: Store, who: Principal, rid: str
+) -> Instance:
     current = store.instances.get(instance_id, who.org_path)
     audit_target(request, "instance", instance_id, current.org_path)
     require_mutate(who, current.org_path)
-    return store.instances.request(instance_id, action, scope=who.org_path, actor=who.name,
-                                   request_id=rid)
+    return store.instances.request(
+        instance_id, action, scope=who.org_path, actor=who.name, request_id=rid
+    )
 
 
-@router.post("/{instance_id}/start", name="instance.start", status_code=202,
-             response_model=Instance)
-def start(instance_id: str, request: Request, store: StoreDep, who: UserDep,
-          rid: RequestId) -> Instance:
+@router.post(
+    "/{instance_id}/start", name="instance.start", status_code=202, response_model=Instance
+)
+def start(
+    instance_id: str, request: Request, store: StoreDep, who: UserDep, rid: RequestId
+) -> Instance:
     """Power on a STOPPED instance."""
     return _act("start", instance_id, request, store, who, rid)
 
 
-@router.post("/{instance_id}/stop", name="instance.stop", status_code=202,
-             response_model=Instance)
-def stop(instance_id: str, request: Request, store: StoreDep, who: UserDep,
-         rid: RequestId) -> Instance:
+@router.post("/{instance_id}/stop", name="instance.stop", status_code=202, response_model=Instance)
+def stop(
+    instance_id: str, request: Request, store: StoreDep, who: UserDep, rid: RequestId
+) -> Instance:
     """Power off a RUNNING instance (it keeps its host and its claim)."""
     return _act("stop", instance_id, request, store, who, rid)
 
 
-@router.post("/{instance_id}/reboot", name="instance.reboot", status_code=202,
-             response_model=Instance)
-def reboot(instance_id: str, request: Request, store: StoreDep, who: UserDep,
-           rid: RequestId) -> Instance:
+@router.post(
+    "/{instance_id}/reboot", name="instance.reboot", status_code=202, response_model=Instance
+)
+def reboot(
+    instance_id: str, request: Request, store: StoreDep, who: UserDep, rid: RequestId
+) -> Instance:
     """Reboot a RUNNING instance."""
     return _act("reboot", instance_id, request, store, who, rid)
 
 
-@router.delete("/{instance_id}", name="instance.delete", status_code=202,
-               response_model=Instance)
-def delete(instance_id: str, request: Request, store: StoreDep, who: UserDep,
-           rid: RequestId) -> Instance:
+@router.delete("/{instance_id}", name="instance.delete", status_code=202, response_model=Instance)
+def delete(
+    instance_id: str, request: Request, store: StoreDep, who: UserDep, rid: RequestId
+) -> Instance:
     """Delete: DELETING until the agent has removed the domain, then DELETED."""
     deleted = _act("delete", instance_id, request, store, who, rid)
     if deleted.state is InstanceState.DELETED:

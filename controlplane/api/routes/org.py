@@ -29,13 +29,11 @@ def show_org(code: str, store: StoreDep, who: UserDep) -> Organisation:
 
 
 @router.post("", name="org.create", status_code=201, response_model=Organisation)
-def create_org(body: OrgCreate, request: Request, store: StoreDep,
-               who: UserDep) -> Organisation:
+def create_org(body: OrgCreate, request: Request, store: StoreDep, who: UserDep) -> Organisation:
     """Platform-admins add ministries; ministry-admins add agencies and projects below."""
     parent = store.orgs.get(body.parent)
     audit_target(request, "org", body.code, f"{parent.path}/{body.code}")
     require_mutate(who, parent.path)
     if who.role not in (Role.PLATFORM_ADMIN, Role.MINISTRY_ADMIN):
-        raise Forbidden(f"{who.role.value} may not create organisations",
-                        role=who.role.value)
+        raise Forbidden(f"{who.role.value} may not create organisations", role=who.role.value)
     return store.orgs.create(body.code, body.name, body.parent)

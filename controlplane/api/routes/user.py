@@ -24,8 +24,7 @@ def list_users(store: StoreDep, who: UserDep) -> list[User]:
 
 
 @router.post("/users", name="user.create", status_code=201, response_model=UserCreated)
-def create_user(body: UserCreate, request: Request, store: StoreDep,
-                who: UserDep) -> UserCreated:
+def create_user(body: UserCreate, request: Request, store: StoreDep, who: UserDep) -> UserCreated:
     """Create a user and return its token once."""
     org = store.orgs.get(body.organisation)
     audit_target(request, "user", body.name, org.path)

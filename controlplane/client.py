@@ -1,0 +1,1 @@
+"""HTTP client for the govcloud API, shared by the CLI, the demo and scripts."""
