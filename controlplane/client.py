@@ -1,1 +1,457 @@
-"""HTTP client for the govcloud API, shared by the CLI, the demo and scripts."""
+"""HTTP client for the govcloud API, shared by the CLI, the demo and scripts.
+
+Owns :class:`GovcloudClient` (one method per user-facing ``/v1`` call, returning the
+pydantic models of :mod:`controlplane.domain` and :mod:`controlplane.schemas`), the two
+errors it raises (:class:`ApiError` for an error answer, :class:`ApiUnreachable` when no
+answer came) and :func:`wait_for_instance`, the polling loop behind ``--wait``.
+
+The ``/v1/agent`` endpoints are not here: the host agent's client
+(:class:`agents.client.HttpControlPlane`) owns them.
+
+Pass ``http=`` to talk through any ``httpx.Client`` (``fastapi.testclient.TestClient`` is
+one, so tests run the real app in-process); otherwise one is built for ``base_url``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from controlplane.domain.audit import AuditEvent
+from controlplane.domain.auth import User
+from controlplane.domain.datacentre import DataCentre
+from controlplane.domain.flavor import Flavor
+from controlplane.domain.host import Host
+from controlplane.domain.image import Image
+from controlplane.domain.instance import Instance, InstanceAction, InstanceState
+from controlplane.domain.org import Organisation
+from controlplane.schemas.catalog import (
+    DataCentreCreate,
+    DataCentreUpdate,
+    FlavorCreate,
+    ImageCreate,
+)
+from controlplane.schemas.common import Page
+from controlplane.schemas.host import BootstrapToken, BootstrapTokenCreate, HostUpdate
+from controlplane.schemas.instance import InstanceCreate
+from controlplane.schemas.org import OrgCreate
+from controlplane.schemas.user import UserCreate, UserCreated, WhoAmI
+
+M = TypeVar("M")
+
+_WHOAMI = TypeAdapter(WhoAmI)
+_ORGS = TypeAdapter(list[Organisation])
+_ORG = TypeAdapter(Organisation)
+_USERS = TypeAdapter(list[User])
+_USER_CREATED = TypeAdapter(UserCreated)
+_DCS = TypeAdapter(list[DataCentre])
+_DC = TypeAdapter(DataCentre)
+_FLAVORS = TypeAdapter(list[Flavor])
+_FLAVOR = TypeAdapter(Flavor)
+_IMAGES = TypeAdapter(list[Image])
+_IMAGE = TypeAdapter(Image)
+_HOSTS = TypeAdapter(list[Host])
+_HOST = TypeAdapter(Host)
+_BOOTSTRAP = TypeAdapter(BootstrapToken)
+_INSTANCE_PAGE = TypeAdapter(Page[Instance])
+_INSTANCE = TypeAdapter(Instance)
+_ACTIONS = TypeAdapter(list[InstanceAction])
+_AUDIT = TypeAdapter(list[AuditEvent])
+
+API_PREFIX = "/v1"
+REQUEST_ID_HEADER = "X-Request-Id"
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class ApiError(Exception):
+    """The API answered with an error body ``{code, message, details, request_id}``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        request_id: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        rid = f", request {self.request_id}" if self.request_id else ""
+        return f"{self.message} (HTTP {self.status}, {self.code}{rid})"
+
+
+class ApiUnreachable(Exception):
+    """No answer: the control plane could not be reached or did not reply in time."""
+
+    def __init__(self, base_url: str, reason: str) -> None:
+        super().__init__(f"cannot reach the govcloud API at {base_url}: {reason}")
+        self.base_url = base_url
+        self.reason = reason
+
+
+class WaitTimeout(Exception):
+    """An instance did not reach the awaited state in time; ``last`` is what was seen."""
+
+    def __init__(self, last: Instance, timeout_s: float, awaited: str) -> None:
+        super().__init__(
+            f"instance {last.name} ({last.id}) is still {last.state.value} after "
+            f"{timeout_s:g} s; waited for {awaited}"
+        )
+        self.last = last
+        self.timeout_s = timeout_s
+        self.awaited = awaited
+
+
+def _error_from(response: httpx.Response) -> ApiError:
+    """Read the standard error body; tolerate proxies that answer with plain text."""
+    rid = response.headers.get(REQUEST_ID_HEADER, "")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "code" in body and "message" in body:
+        details = body.get("details")
+        return ApiError(
+            response.status_code,
+            str(body["code"]),
+            str(body["message"]),
+            details if isinstance(details, dict) else {},
+            str(body.get("request_id") or rid),
+        )
+    text = (response.text or response.reason_phrase or "").strip()[:300]
+    return ApiError(response.status_code, f"http.{response.status_code}", text or "error", {}, rid)
+
+
+class GovcloudClient:
+    """A typed client for the user-facing govcloud API (one method per call)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        http: httpx.Client | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=timeout_s)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the underlying httpx client if this object created it."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- identity and organisations --------------------------------------------------------
+
+    def whoami(self) -> WhoAmI:
+        """``GET /v1/whoami``: the authenticated caller."""
+        return self._get("/whoami", _WHOAMI)
+
+    def list_orgs(self) -> list[Organisation]:
+        """``GET /v1/orgs``: the caller's subtree (and its ancestors)."""
+        return self._get("/orgs", _ORGS)
+
+    def get_org(self, code: str) -> Organisation:
+        """``GET /v1/orgs/{code}``."""
+        return self._get(f"/orgs/{_seg(code)}", _ORG)
+
+    def create_org(self, body: OrgCreate) -> Organisation:
+        """``POST /v1/orgs``: a ministry, agency or project."""
+        return self._send("POST", "/orgs", _ORG, body)
+
+    def list_users(self) -> list[User]:
+        """``GET /v1/users``: users in the caller's subtree."""
+        return self._get("/users", _USERS)
+
+    def create_user(self, body: UserCreate) -> UserCreated:
+        """``POST /v1/users``: the new user and its token (shown only once)."""
+        return self._send("POST", "/users", _USER_CREATED, body)
+
+    # -- catalogue -------------------------------------------------------------------------
+
+    def list_datacentres(self) -> list[DataCentre]:
+        """``GET /v1/datacentres``."""
+        return self._get("/datacentres", _DCS)
+
+    def get_datacentre(self, code: str) -> DataCentre:
+        """``GET /v1/datacentres/{code}``."""
+        return self._get(f"/datacentres/{_seg(code)}", _DC)
+
+    def create_datacentre(self, body: DataCentreCreate) -> DataCentre:
+        """``POST /v1/datacentres``."""
+        return self._send("POST", "/datacentres", _DC, body)
+
+    def update_datacentre(self, code: str, body: DataCentreUpdate) -> DataCentre:
+        """``PATCH /v1/datacentres/{code}``."""
+        return self._send("PATCH", f"/datacentres/{_seg(code)}", _DC, body)
+
+    def delete_datacentre(self, code: str) -> None:
+        """``DELETE /v1/datacentres/{code}``."""
+        self._request("DELETE", f"/datacentres/{_seg(code)}")
+
+    def list_flavors(self) -> list[Flavor]:
+        """``GET /v1/flavors``."""
+        return self._get("/flavors", _FLAVORS)
+
+    def get_flavor(self, name: str) -> Flavor:
+        """``GET /v1/flavors/{name}``."""
+        return self._get(f"/flavors/{_seg(name)}", _FLAVOR)
+
+    def create_flavor(self, body: FlavorCreate) -> Flavor:
+        """``POST /v1/flavors``."""
+        return self._send("POST", "/flavors", _FLAVOR, body)
+
+    def delete_flavor(self, name: str) -> None:
+        """``DELETE /v1/flavors/{name}``."""
+        self._request("DELETE", f"/flavors/{_seg(name)}")
+
+    def list_images(self) -> list[Image]:
+        """``GET /v1/images``."""
+        return self._get("/images", _IMAGES)
+
+    def get_image(self, name: str) -> Image:
+        """``GET /v1/images/{name}``."""
+        return self._get(f"/images/{_seg(name)}", _IMAGE)
+
+    def create_image(self, body: ImageCreate) -> Image:
+        """``POST /v1/images``."""
+        return self._send("POST", "/images", _IMAGE, body)
+
+    def delete_image(self, name: str) -> None:
+        """``DELETE /v1/images/{name}``."""
+        self._request("DELETE", f"/images/{_seg(name)}")
+
+    # -- hosts -----------------------------------------------------------------------------
+
+    def list_hosts(self, *, datacentre: str | None = None, state: str | None = None) -> list[Host]:
+        """``GET /v1/hosts``, optionally in one data centre or state."""
+        return self._get("/hosts", _HOSTS, datacentre=datacentre, state=state)
+
+    def get_host(self, ident: str) -> Host:
+        """``GET /v1/hosts/{id or name}``."""
+        return self._get(f"/hosts/{_seg(ident)}", _HOST)
+
+    def update_host(self, ident: str, body: HostUpdate) -> Host:
+        """``PATCH /v1/hosts/{id or name}``."""
+        return self._send("PATCH", f"/hosts/{_seg(ident)}", _HOST, body)
+
+    def create_bootstrap_token(self, body: BootstrapTokenCreate) -> BootstrapToken:
+        """``POST /v1/hosts/bootstrap-tokens``: a one-time token to enrol one host."""
+        return self._send("POST", "/hosts/bootstrap-tokens", _BOOTSTRAP, body)
+
+    # -- instances -------------------------------------------------------------------------
+
+    def list_instances(
+        self,
+        *,
+        state: InstanceState | None = None,
+        datacentre: str | None = None,
+        host: str | None = None,
+        org: str | None = None,
+        name: str | None = None,
+        limit: int | None = None,
+        marker: str | None = None,
+    ) -> Page[Instance]:
+        """``GET /v1/instances``: one page; see :meth:`iter_instances` for all of them."""
+        return self._get(
+            "/instances",
+            _INSTANCE_PAGE,
+            state=state.value if state else None,
+            datacentre=datacentre,
+            host=host,
+            org=org,
+            name=name,
+            limit=limit,
+            marker=marker,
+        )
+
+    def iter_instances(
+        self,
+        *,
+        state: InstanceState | None = None,
+        datacentre: str | None = None,
+        host: str | None = None,
+        org: str | None = None,
+        name: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Instance]:
+        """Every matching instance, following ``next_marker`` page after page."""
+        marker: str | None = None
+        while True:
+            page = self.list_instances(
+                state=state,
+                datacentre=datacentre,
+                host=host,
+                org=org,
+                name=name,
+                limit=page_size,
+                marker=marker,
+            )
+            yield from page.items
+            if not page.next_marker or not page.items:
+                return
+            marker = page.next_marker
+
+    def get_instance(self, instance_id: str) -> Instance:
+        """``GET /v1/instances/{id}``."""
+        return self._get(f"/instances/{_seg(instance_id)}", _INSTANCE)
+
+    def create_instance(self, body: InstanceCreate) -> Instance:
+        """``POST /v1/instances``: PENDING or SCHEDULED; the host's agent builds it."""
+        return self._send("POST", "/instances", _INSTANCE, body)
+
+    def start_instance(self, instance_id: str) -> Instance:
+        """``POST /v1/instances/{id}/start``."""
+        return self._send("POST", f"/instances/{_seg(instance_id)}/start", _INSTANCE)
+
+    def stop_instance(self, instance_id: str) -> Instance:
+        """``POST /v1/instances/{id}/stop``."""
+        return self._send("POST", f"/instances/{_seg(instance_id)}/stop", _INSTANCE)
+
+    def reboot_instance(self, instance_id: str) -> Instance:
+        """``POST /v1/instances/{id}/reboot``."""
+        return self._send("POST", f"/instances/{_seg(instance_id)}/reboot", _INSTANCE)
+
+    def delete_instance(self, instance_id: str) -> Instance:
+        """``DELETE /v1/instances/{id}``: DELETING until the agent removed it, then DELETED."""
+        return self._send("DELETE", f"/instances/{_seg(instance_id)}", _INSTANCE)
+
+    def instance_actions(self, instance_id: str) -> list[InstanceAction]:
+        """``GET /v1/instances/{id}/actions``: the action history, oldest first."""
+        return self._get(f"/instances/{_seg(instance_id)}/actions", _ACTIONS)
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def list_audit(
+        self,
+        *,
+        limit: int | None = None,
+        before: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        request_id: str | None = None,
+    ) -> list[AuditEvent]:
+        """``GET /v1/audit``: newest first; page with ``before=<smallest id seen>``."""
+        return self._get(
+            "/audit",
+            _AUDIT,
+            limit=limit,
+            before=before,
+            actor=actor,
+            action=action,
+            request_id=request_id,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _get(self, path: str, adapter: TypeAdapter[M], **params: object) -> M:
+        query = {k: str(v) for k, v in params.items() if v is not None}
+        return _parse(self._request("GET", path, params=query), adapter)
+
+    def _send(
+        self, method: str, path: str, adapter: TypeAdapter[M], body: BaseModel | None = None
+    ) -> M:
+        return _parse(self._request(method, path, body=body), adapter)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        content = None
+        if body is not None:
+            content = body.model_dump_json(exclude_unset=True).encode()
+            headers["Content-Type"] = "application/json"
+        url = f"{self.base_url}{API_PREFIX}{path}"
+        try:
+            response = self._http.request(
+                method, url, content=content, params=params, headers=headers
+            )
+        except httpx.TimeoutException as err:
+            raise ApiUnreachable(self.base_url, f"no answer in time ({err!r})") from err
+        except httpx.TransportError as err:
+            raise ApiUnreachable(self.base_url, str(err) or type(err).__name__) from err
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response
+
+
+def _seg(value: str) -> str:
+    """One URL path segment, percent-encoded so no value can change the path."""
+    return quote(value, safe="") or "-"
+
+
+def _parse(response: httpx.Response, adapter: TypeAdapter[M]) -> M:
+    """Validate the body with ``adapter``; a mismatch is reported as an API error."""
+    try:
+        parsed = adapter.validate_json(response.content)
+    except ValidationError as err:
+        raise ApiError(
+            response.status_code,
+            "client.unexpected_response",
+            f"the API answered with something this client does not understand: {err}",
+            {},
+            response.headers.get(REQUEST_ID_HEADER, ""),
+        ) from err
+    return parsed
+
+
+def wait_for_instance(
+    client: GovcloudClient,
+    instance_id: str,
+    done: Callable[[Instance], bool],
+    *,
+    awaited: str,
+    timeout_s: float,
+    interval_s: float = 0.5,
+    on_update: Callable[[Instance], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Instance:
+    """Poll until ``done(instance)``; call ``on_update`` with every observation.
+
+    Raises :class:`WaitTimeout` (with the last observation) after ``timeout_s``.
+    """
+    deadline = clock() + timeout_s
+    while True:
+        current = client.get_instance(instance_id)
+        if on_update is not None:
+            on_update(current)
+        if done(current):
+            return current
+        if clock() >= deadline:
+            raise WaitTimeout(current, timeout_s, awaited)
+        sleep(interval_s)

@@ -3,7 +3,8 @@
 Owns the mapping Assignment -> ``<domain>`` document. Every document is built with
 :mod:`xml.etree.ElementTree` (never by formatting strings), so names, paths and command
 lines are escaped by the serializer; on top of that every value is checked against the
-XML 1.0 character set, so no input can yield a malformed document.
+XML 1.0 character set (control characters refused), so no input can yield a malformed
+document or come back different from what went in.
 
 Conventions: the domain is named ``gc-<instance_id>`` and its ``<uuid>`` *is* the
 instance id (a canonical UUID string), so defining the same instance twice updates one
@@ -34,8 +35,9 @@ DOMAIN_TYPES: tuple[str, ...] = ("test", "qemu", "kvm")
 DISK_FORMATS: tuple[str, ...] = ("qcow2", "raw")
 KERNEL_FORMAT = "kernel"
 
-# XML 1.0 ``Char`` production, minus the discouraged C1/compatibility range we never need.
-_XML_CHARS = re.compile(r"^[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*$")
+# XML 1.0 ``Char`` production without TAB/LF/CR: parsers normalise line ends (a CR would
+# come back as LF) and no name, path or command line needs them.
+_XML_CHARS = re.compile(r"[\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 
 
 class InvalidDomainSpec(ValueError):
@@ -62,7 +64,7 @@ class DomainXmlOptions:
 
 def _text(value: str, what: str) -> str:
     """``value`` if it can be represented in XML 1.0, else InvalidDomainSpec."""
-    if not _XML_CHARS.match(value):
+    if not _XML_CHARS.fullmatch(value):
         raise InvalidDomainSpec(f"{what} contains characters that XML cannot represent")
     return value
 

@@ -167,8 +167,7 @@ class LibvirtDriver:
         with self._lock:
             conn = self._conn
             if conn is None:
-                self._conn = self._open()
-                return self._conn
+                raise PermanentDriverError(f"the driver for {self._uri} has been closed")
             if self._uri.startswith("test:"):
                 return conn
             try:
@@ -185,7 +184,7 @@ class LibvirtDriver:
             return self._conn
 
     def close(self) -> None:
-        """Close the connection (a ``test:///`` host's domains disappear with it)."""
+        """Close the connection for good (a ``test:///`` host's domains vanish with it)."""
         with self._lock:
             conn, self._conn = self._conn, None
         if conn is not None:

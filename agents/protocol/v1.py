@@ -12,7 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from controlplane.domain.names import Code, LocalPath, Name, Text, Trait
+from controlplane.domain.image import ImageFormat
+from controlplane.domain.names import Code, InstanceId, LocalPath, Name, Text, Trait
 from controlplane.domain.resources import Resources
 
 PROTOCOL_VERSION = 1
@@ -65,7 +66,7 @@ class ImageSpec(BaseModel):
     """Enough of an image to build the domain on the host."""
 
     name: Name
-    format: str
+    format: ImageFormat
     path: LocalPath | None = None
     kernel_path: LocalPath | None = None
     initrd_path: LocalPath | None = None
@@ -75,7 +76,7 @@ class ImageSpec(BaseModel):
 class Assignment(BaseModel):
     """One instance the host must run (or remove)."""
 
-    instance_id: str
+    instance_id: InstanceId
     name: Name
     vcpus: int = Field(ge=1)
     ram_mib: int = Field(ge=1)
@@ -89,8 +90,13 @@ class Assignment(BaseModel):
 
 
 class AssignmentList(BaseModel):
-    """Everything assigned to a host at ``generation``."""
+    """Everything assigned to ``host_id`` at ``generation``.
 
+    The agent fences (destroys) ``gc-*`` domains missing from this list, so it first checks
+    that the list is really for its own host.
+    """
+
+    host_id: str
     generation: int
     assignments: list[Assignment]
 
@@ -108,7 +114,7 @@ class ActualState(StrEnum):
 class InstanceStatus(BaseModel):
     """Observed state of one assigned instance."""
 
-    instance_id: str
+    instance_id: InstanceId
     state: ActualState
     reboot_seq: int = Field(0, ge=0)
     message: Text = ""

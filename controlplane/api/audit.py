@@ -19,9 +19,17 @@ from controlplane.api.context import new_request_id
 from controlplane.domain.audit import AuditEvent
 from controlplane.domain.auth import Principal
 from controlplane.store import Store
+from controlplane.store.org import ROOT_CODE
 
 log = logging.getLogger(__name__)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _clip(value: str, width: int) -> str:
+    """Fit caller-supplied text into its audit column (PostgreSQL refuses over-long values
+    and NULs, and the event must not be lost because of them)."""
+    value = value.replace("\x00", "\\x00")
+    return value if len(value) <= width else value[: width - 3] + "..."
 
 
 def _event(request: Request, response: Response, store: Store) -> AuditEvent | None:
@@ -37,12 +45,14 @@ def _event(request: Request, response: Response, store: Store) -> AuditEvent | N
         id=0,
         time=store.clock(),
         request_id=request.state.request_id,
-        actor=who.name if who else "anonymous",
+        actor=_clip(who.name if who else "anonymous", 63),
         actor_role=who.role.value if who else "",
-        organisation=org or (who.org_path if who else ""),
-        action=action,
-        target_type=kind or action.split(".")[0],
-        target_id=ident,
+        # Anonymous calls (registration, bad credentials) belong to the root, where
+        # platform-admins and root auditors can read them.
+        organisation=org or (who.org_path if who else ROOT_CODE),
+        action=_clip(action, 64),
+        target_type=_clip(kind or action.split(".")[0], 32),
+        target_id=_clip(ident, 200),
         outcome="success" if response.status_code < 400 else "failure",
         status_code=response.status_code,
         details={"method": request.method, "path": request.url.path},

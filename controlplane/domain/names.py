@@ -49,3 +49,11 @@ LocalPath = Annotated[
     AfterValidator(_no_parent_segments),
     Field(description="absolute path of letters, digits and . _ / + - ; no '..'"),
 ]
+
+#: Instance ids are canonical lower-case UUIDs (they become libvirt domain UUIDs).
+InstanceId = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    ),
+]

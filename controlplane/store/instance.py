@@ -363,7 +363,9 @@ class InstanceRepo:
                 row.state = S.DELETING.value
             row.updated_at = now
             session.flush()
-            self._finish_actions(session, row, row.reboot_seq)
+            # Only what the request itself completes (deleting a PENDING instance): a reboot
+            # is done when the agent reports it applied, never at request time.
+            self._finish_actions(session, row, reboot_applied=0)
             bump_assignments(session, row.host_id)
             return _model(row, _host_name(session, row.host_id))
 
@@ -382,6 +384,7 @@ class InstanceRepo:
                 .order_by(InstanceRow.created_at)
             )
             return AssignmentList(
+                host_id=host_id,
                 generation=host.assign_generation,
                 assignments=[_assignment(inst, img) for inst, img in rows],
             )

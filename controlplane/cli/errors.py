@@ -1,0 +1,154 @@
+"""Exit codes and error reporting for the CLI: one place turns every failure into a message
+on stderr, a hint saying what to do next, and a documented exit code (never a traceback).
+
+Commands raise :class:`CliProblem` for local problems (bad input, no configuration); the
+client raises :class:`~controlplane.client.ApiError`, :class:`~controlplane.client.ApiUnreachable`
+and :class:`~controlplane.client.WaitTimeout`. :func:`report` handles them all.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import IntEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from rich.markup import escape
+
+from controlplane.cli.output import err_console
+from controlplane.client import ApiError, ApiUnreachable, WaitTimeout
+
+
+class ExitCode(IntEnum):
+    """What ``govcloud`` exits with; scripts can rely on these."""
+
+    OK = 0
+    API_ERROR = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    AUTH = 4
+    UNREACHABLE = 5
+    TIMEOUT = 6
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 the API refused or failed the request; 2 usage error or invalid "
+    "input; 3 not found; 4 not logged in, token rejected or not allowed; 5 control plane "
+    "unreachable; 6 timed out waiting (--wait)."
+)
+
+#: Set to 1 to let unexpected exceptions through with their traceback.
+DEBUG_ENV = "GOVCLOUD_DEBUG"
+
+
+class CliProblem(Exception):
+    """A problem found by the CLI itself, with the hint and exit code to report."""
+
+    def __init__(self, message: str, *, hint: str = "", code: ExitCode = ExitCode.USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.code = code
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], **fields: Any) -> M:
+    """Build a request model, turning validation errors into a usage problem that names
+    each bad field, its value and the rule (the same rules the API applies)."""
+    try:
+        return model(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as err:
+        problems = []
+        for item in err.errors():
+            field = ".".join(str(p) for p in item["loc"]) or "input"
+            problems.append(f"{field}: {item['msg']} (got {item.get('input')!r})")
+        raise CliProblem(
+            "invalid input: " + "; ".join(problems),
+            hint="fix the value and run the command again; --help shows each option",
+        ) from err
+
+
+def exit_code_of(err: ApiError) -> ExitCode:
+    """The exit code for an API error status."""
+    if err.status in (401, 403):
+        return ExitCode.AUTH
+    if err.status == 404:
+        return ExitCode.NOT_FOUND
+    if err.status in (400, 422):
+        return ExitCode.USAGE
+    return ExitCode.API_ERROR
+
+
+def hint_of(err: ApiError) -> str:
+    """What to do next after an API error (empty when the message already says it)."""
+    if err.status == 401:
+        return (
+            "log in again with `govcloud login --url URL --token TOKEN`, "
+            "or set GOVCLOUD_TOKEN; `govcloud config show` shows what is in use"
+        )
+    if err.status == 403:
+        return "check your role and scope with `govcloud whoami`; ask an admin of that scope"
+    if err.code == "route.not_found":
+        return "the server does not know this call; is the URL a govcloud API of this version?"
+    if err.status in (400, 422):
+        return "fix the value and run the command again; --help shows each option"
+    if err.code.endswith("invalid_state"):
+        return "see the current state with `govcloud server show ID`"
+    if err.status >= 500:
+        rid = err.request_id or "shown above"
+        return f"the control plane failed; report request id {rid} to the operators"
+    return ""
+
+
+def report(exc: Exception) -> ExitCode:
+    """Print ``exc`` for a person (message, details, hint) and return its exit code."""
+    if isinstance(exc, ApiError):
+        rid = f", request {exc.request_id}" if exc.request_id else ""
+        _print("Error", exc.message, f"[{exc.code}{rid}]", hint_of(exc))
+        return exit_code_of(exc)
+    if isinstance(exc, ApiUnreachable):
+        _print(
+            "Error",
+            str(exc),
+            "",
+            "check the URL (`govcloud config show`), that the control plane is running "
+            "and that this machine can reach it",
+        )
+        return ExitCode.UNREACHABLE
+    if isinstance(exc, WaitTimeout):
+        last = exc.last
+        hint = f"it keeps going in the background; follow it with `govcloud server show {last.id}`"
+        if last.pending_reason:
+            hint = (
+                f"why it is pending: {last.pending_reason}. It is placed automatically when "
+                "capacity appears; or delete it and choose another flavor or data centre"
+            )
+        _print("Timed out", str(exc), "", hint)
+        return ExitCode.TIMEOUT
+    if isinstance(exc, CliProblem):
+        _print("Error", exc.message, "", exc.hint)
+        return exc.code
+    _print(
+        "Internal error",
+        f"{type(exc).__name__}: {exc}",
+        "",
+        f"this is a bug in the govcloud CLI; rerun with {DEBUG_ENV}=1 for the traceback",
+    )
+    return ExitCode.API_ERROR
+
+
+def debug_enabled() -> bool:
+    """Whether unexpected exceptions should keep their traceback."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _print(label: str, message: str, where: str, hint: str) -> None:
+    console = err_console()
+    line = f"[bold red]{label}:[/] {escape(message)}"
+    if where:
+        line += f" [dim]{escape(where)}[/]"
+    console.print(line)
+    if hint:
+        console.print(f"[yellow]Next:[/] {escape(hint)}")
