@@ -67,6 +67,7 @@ _AUDIT = TypeAdapter(list[AuditEvent])
 API_PREFIX = "/v1"
 REQUEST_ID_HEADER = "X-Request-Id"
 DEFAULT_TIMEOUT_S = 30.0
+USER_AGENT = "govcloud-client/1"
 
 
 class ApiError(Exception):
@@ -388,7 +389,7 @@ class GovcloudClient:
         body: BaseModel | None = None,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         content = None

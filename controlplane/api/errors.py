@@ -48,7 +48,11 @@ def _status_of(exc: e.GovcloudError) -> int:
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # Drop only the leading location ("body", "query", ...): a field may itself be called
+    # "path" (images) and must still be named.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 
@@ -56,7 +60,10 @@ def _short(value: Any) -> Any:
     """A JSON-safe, bounded copy of an offending value for the error body."""
     if isinstance(value, bytes):
         value = value.decode(errors="replace")
-    text = json.dumps(value, default=str)
+    try:
+        text = json.dumps(value, default=str, allow_nan=False)
+    except ValueError:  # NaN or Infinity (Python's json accepts them) is not valid JSON
+        text = json.dumps(str(value))
     return json.loads(text) if len(text) <= 200 else text[:200] + "..."
 
 

@@ -21,4 +21,8 @@ def run() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
     store = open_store(settings.database_url)
-    uvicorn.run(create_app(settings, store), host=args.host, port=args.port)
+    # Agents' long-polls would otherwise hold shutdown for up to max_poll_wait_s; they
+    # reconnect and resume, so cut them short.
+    uvicorn.run(
+        create_app(settings, store), host=args.host, port=args.port, timeout_graceful_shutdown=2
+    )

@@ -122,8 +122,9 @@ def report(exc: Exception) -> ExitCode:
         hint = f"it keeps going in the background; follow it with `govcloud server show {last.id}`"
         if last.pending_reason:
             hint = (
-                f"why it is pending: {last.pending_reason}. It is placed automatically when "
-                "capacity appears; or delete it and choose another flavor or data centre"
+                "it stays PENDING and is placed automatically when capacity appears "
+                f"(`govcloud server show {last.id}` says why); or delete it and choose "
+                "a smaller flavor or another data centre"
             )
         _print("Timed out", str(exc), "", hint)
         return ExitCode.TIMEOUT

@@ -65,7 +65,6 @@ app.add_typer(host.app, name="host")
 app.add_typer(flavor.app, name="flavor")
 app.add_typer(image.app, name="image")
 app.add_typer(server.app, name="server")
-app.add_typer(server.app, name="instance", hidden=True)
 app.add_typer(audit.app, name="audit")
 app.command("demo")(demo.demo)
 

@@ -23,12 +23,17 @@ class GovcloudError(Exception):
         self.details: dict[str, Any] = details
 
 
+#: CLI nouns that differ from the resource kind (``govcloud server`` manages instances).
+CLI_NOUN: dict[str, str] = {"instance": "server"}
+
+
 class NotFound(GovcloudError):
     """The named resource does not exist, or the caller may not see it."""
 
     def __init__(self, kind: str, ident: str) -> None:
+        noun = CLI_NOUN.get(kind, kind)
         super().__init__(
-            f"{kind} {ident!r} not found; list them with `govcloud {kind} list`",
+            f"{kind} {ident!r} not found; list them with `govcloud {noun} list`",
             code=f"{kind}.not_found",
             kind=kind,
             id=ident,

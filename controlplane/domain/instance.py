@@ -124,16 +124,19 @@ class InstanceAction(BaseModel):
     actor: str
     started_at: datetime
     finished_at: datetime | None = None
-    result: str = "pending"  # pending | success | error
+    result: str = "pending"  # pending | success | error | cancelled
     message: str = ""
 
 
 def action_outcome(
     action: str, state: InstanceState, reboot_applied: int, reboot_target: int
 ) -> str | None:
-    """Whether a pending ``action`` is now finished: ``success``, ``error`` or None (not yet)."""
+    """Whether a pending ``action`` is now finished: ``success``, ``error``, ``cancelled``
+    (the instance was deleted first) or None (not yet)."""
     if state is S.ERROR:
         return "error"
+    if state is S.DELETED and action != "delete":
+        return "cancelled"
     done = {
         "create": state in (S.RUNNING, S.STOPPED),
         "start": state is S.RUNNING,

@@ -14,7 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, or_
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
+
+from controlplane.domain.errors import InvalidRequest
 
 
 def make_engine(url: str) -> Engine:
@@ -61,9 +64,21 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One transaction: commits on success, rolls back on any exception."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """One transaction: commits on success, rolls back on any exception.
+
+        A value the database refuses as data (PostgreSQL: a NUL character, a string longer
+        than its column) is the caller's input, not a server fault: InvalidRequest.
+        """
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except DataError as exc:
+            reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
+            raise InvalidRequest(
+                f"a value in the request cannot be stored: {reason}",
+                code="request.unstorable",
+                reason=reason,
+            ) from exc
 
     def dispose(self) -> None:
         """Close all pooled connections."""
