@@ -53,7 +53,5 @@ LocalPath = Annotated[
 #: Instance ids are canonical lower-case UUIDs (they become libvirt domain UUIDs).
 InstanceId = Annotated[
     str,
-    StringConstraints(
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-    ),
+    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
 ]
