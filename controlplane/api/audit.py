@@ -67,13 +67,22 @@ def install(app: FastAPI) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         request.state.request_id = new_request_id(request.headers.get("x-request-id"))
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            # An unexpected error becomes a 500 outside this middleware: audit it as one.
+            await _record(request, Response(status_code=500))
+            raise
         response.headers["X-Request-Id"] = request.state.request_id
-        store: Store = request.app.state.store
-        event = _event(request, response, store)
-        if event is not None:
-            try:
-                await run_in_threadpool(store.audit.append, event)
-            except Exception:  # the call itself succeeded; losing its audit must be loud
-                log.exception("could not write audit event for %s", event.request_id)
+        await _record(request, response)
         return response
+
+
+async def _record(request: Request, response: Response) -> None:
+    store: Store = request.app.state.store
+    event = _event(request, response, store)
+    if event is not None:
+        try:
+            await run_in_threadpool(store.audit.append, event)
+        except Exception:  # the call itself is answered; losing its audit must be loud
+            log.exception("could not write audit event for %s", event.request_id)

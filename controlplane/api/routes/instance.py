@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query, Request
 
 from controlplane.api.context import RequestId, StoreDep, UserDep, audit_target
 from controlplane.domain.auth import Principal, require_mutate
+from controlplane.domain.errors import NotFound
 from controlplane.domain.instance import Instance, InstanceAction, InstanceState
+from controlplane.domain.org import can_see_org
 from controlplane.schemas.common import Page
 from controlplane.schemas.instance import InstanceCreate
 from controlplane.store import Store
@@ -48,6 +50,8 @@ def create_instance(
 ) -> Instance:
     """Create and place; 202 because the agent builds it asynchronously."""
     project = store.orgs.get(body.project)
+    if not can_see_org(project.path, who.org_path):  # as if it did not exist: no leak
+        raise NotFound("org", body.project)
     audit_target(request, "instance", body.name, project.path)
     require_mutate(who, project.path)
     created = store.instances.create(

@@ -32,6 +32,8 @@ def show_org(code: str, store: StoreDep, who: UserDep) -> Organisation:
 def create_org(body: OrgCreate, request: Request, store: StoreDep, who: UserDep) -> Organisation:
     """Platform-admins add ministries; ministry-admins add agencies and projects below."""
     parent = store.orgs.get(body.parent)
+    if not can_see_org(parent.path, who.org_path):  # as if it did not exist: no leak
+        raise NotFound("org", body.parent)
     audit_target(request, "org", body.code, f"{parent.path}/{body.code}")
     require_mutate(who, parent.path)
     if who.role not in (Role.PLATFORM_ADMIN, Role.MINISTRY_ADMIN):

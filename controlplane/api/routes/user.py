@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 
 from controlplane.api.context import StoreDep, UserDep, audit_target
 from controlplane.domain.auth import User, require_user_admin
+from controlplane.domain.errors import NotFound
+from controlplane.domain.org import can_see_org
 from controlplane.schemas.user import UserCreate, UserCreated, WhoAmI
 
 router = APIRouter(tags=["users"])
@@ -27,6 +29,8 @@ def list_users(store: StoreDep, who: UserDep) -> list[User]:
 def create_user(body: UserCreate, request: Request, store: StoreDep, who: UserDep) -> UserCreated:
     """Create a user and return its token once."""
     org = store.orgs.get(body.organisation)
+    if not can_see_org(org.path, who.org_path):  # as if it did not exist: no leak
+        raise NotFound("org", body.organisation)
     audit_target(request, "user", body.name, org.path)
     require_user_admin(who, org.path, body.role)
     created, token = store.users.create(body.name, body.role, body.organisation)
