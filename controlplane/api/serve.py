@@ -9,7 +9,7 @@ import uvicorn
 
 from controlplane.api.app import create_app
 from controlplane.settings import Settings
-from controlplane.store import open_store
+from controlplane.store import open_configured_store
 
 
 def run() -> None:
@@ -20,7 +20,7 @@ def run() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
-    store = open_store(settings.database_url)
+    store = open_configured_store(settings)
     # Agents' long-polls would otherwise hold shutdown for up to max_poll_wait_s; they
     # reconnect and resume, so cut them short.
     uvicorn.run(

@@ -40,6 +40,7 @@ class Explanation(BaseModel):
 
     evaluated: int
     rejections: tuple[Rejection, ...]
+    datacentre: str | None = None
 
     @property
     def by_check(self) -> dict[str, int]:
@@ -49,7 +50,8 @@ class Explanation(BaseModel):
     def summary(self, limit: int = 5) -> str:
         """A message a person can act on: counts per check, then the first few hosts."""
         if self.evaluated == 0:
-            return "no hosts are registered; enrol hosts with an agent first"
+            where = f" in data centre {self.datacentre}" if self.datacentre else ""
+            return f"no hosts are registered{where}; enrol hosts with an agent first"
         counts = ", ".join(f"{n} by {check}" for check, n in sorted(self.by_check.items()))
         shown = "; ".join(f"{r.host}: {r.reason}" for r in self.rejections[:limit])
         more = len(self.rejections) - limit
@@ -82,7 +84,9 @@ def select(view: FleetView, request: PlacementRequest, seed: int = 0) -> Plan | 
         else:
             feasible.append(host)
     if not feasible:
-        return Explanation(evaluated=len(view), rejections=tuple(rejections))
+        return Explanation(
+            evaluated=len(view), rejections=tuple(rejections), datacentre=request.datacentre
+        )
     random.Random(seed).shuffle(feasible)  # noqa: S311 - tie-breaking, not security
     best = max(feasible, key=lambda h: _score(h, request))
     return Plan(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from controlplane.domain.auth import Role, User
 from controlplane.domain.names import Code, Name
@@ -15,6 +15,13 @@ class UserCreate(Strict):
     name: Name
     role: Role
     organisation: Code
+
+    @field_validator("role")
+    @classmethod
+    def _people_only(cls, role: Role) -> Role:
+        if role is Role.AGENT:
+            raise ValueError("'agent' is for host credentials; enrol hosts with a bootstrap token")
+        return role
 
 
 class UserCreated(BaseModel):

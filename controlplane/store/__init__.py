@@ -4,6 +4,6 @@
 plane lives here, so any number of API processes can share one PostgreSQL.
 """
 
-from controlplane.store.facade import Store, open_store
+from controlplane.store.facade import Store, open_configured_store, open_store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "open_configured_store", "open_store"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import BindParameter, bindparam, func
 from sqlalchemy import select as sql_select
@@ -12,6 +13,7 @@ from controlplane.domain.datacentre import DataCentre
 from controlplane.domain.flavor import Flavor
 from controlplane.domain.image import Image
 from controlplane.scheduler import select
+from controlplane.settings import Settings
 from controlplane.store.audit import AuditRepo
 from controlplane.store.catalog import CatalogRepo
 from controlplane.store.db import Database
@@ -94,3 +96,13 @@ def open_store(
     store = Store(db, clock=clock, schedule=schedule, placement_max_attempts=placement_max_attempts)
     store.orgs.ensure_root()
     return store
+
+
+def open_configured_store(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Store:
+    """``open_store`` with the scheduler seed and retry bound taken from ``settings``."""
+    return open_store(
+        settings.database_url,
+        clock=clock,
+        schedule=partial(select, seed=settings.scheduler_seed),
+        placement_max_attempts=settings.placement_max_attempts,
+    )

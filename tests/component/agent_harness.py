@@ -321,7 +321,8 @@ class FakeControlPlane:
                 self._cond.wait_for(lambda: self.generation != generation, timeout=wait_s)
             return AssignmentList(
                 host_id=credential.host_id,
-                generation=self.generation, assignments=list(self._assignments.values())
+                generation=self.generation,
+                assignments=list(self._assignments.values()),
             )
 
     def report_status(self, credential: HostCredential, report: StatusReport) -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,9 @@ from tests.component.agent_harness import (
     assignment,
     simulated_host,
 )
+
+#: A format the protocol refuses, passed unvalidated to test the driver's own check.
+VMDK: Any = "vmdk"
 
 RUNNING, SHUTOFF = 1, 5
 
@@ -314,7 +318,9 @@ def test_restart_with_create_still_set_does_not_duplicate(
 
 
 def test_one_broken_instance_does_not_stop_the_others(agent: Agent, cp: FakeControlPlane) -> None:
-    broken = assignment("broken", image=ImageSpec.model_construct(name="odd", format="vmdk", path="/i/o.vmdk"))
+    broken = assignment(
+        "broken", image=ImageSpec.model_construct(name="odd", format=VMDK, path="/i/o.vmdk")
+    )
     fine = assignment("fine")
     cp.assign(broken, fine)
     agent.sync()

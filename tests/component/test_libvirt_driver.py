@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,9 @@ from tests.component.agent_harness import (
     assignment,
     simulated_host,
 )
+
+#: A format the protocol refuses, passed unvalidated to test the driver's own check.
+VMDK: Any = "vmdk"
 
 RUNNING, SHUTOFF = 1, 5  # libvirt state numbers, as an operator's virsh would see them
 
@@ -162,7 +166,7 @@ def test_missing_domain_is_a_permanent_not_found(host: SimulatedHost) -> None:
 
 
 def test_invalid_definition_is_permanent(host: SimulatedHost) -> None:
-    bad_image = ImageSpec.model_construct(name="odd", format="vmdk", path="/images/odd.vmdk")
+    bad_image = ImageSpec.model_construct(name="odd", format=VMDK, path="/images/odd.vmdk")
     with pytest.raises(PermanentDriverError, match="vmdk"):
         host.driver.define(assignment(image=bad_image), start=True)
     not_uuid = assignment().model_copy(update={"instance_id": "not-a-uuid"})

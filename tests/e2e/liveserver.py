@@ -12,13 +12,13 @@ import uvicorn
 
 from controlplane.api.app import create_app
 from controlplane.settings import Settings
-from controlplane.store import open_store
+from controlplane.store import open_configured_store
 
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[str]:
     """Serve the API for ``settings`` and yield its base URL; stop it on exit."""
-    store = open_store(settings.database_url)
+    store = open_configured_store(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -26,6 +26,10 @@ from agents.drivers.domainxml import (
 )
 from agents.drivers.hostxml import TEST_DRIVER_NS, ForeignDomain, host_xml
 from agents.protocol.v1 import Assignment, DesiredState, ImageSpec
+from controlplane.domain.image import ImageFormat
+
+#: A format the protocol refuses, passed unvalidated to test the driver's own check.
+VMDK: Any = "vmdk"
 
 IID = "0b7e2f8e-6a43-4f5e-9c1d-3e8f00c0ffee"
 NS = f"{{{METADATA_NS}}}"
@@ -118,7 +122,7 @@ def test_qemu_options() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"image": ImageSpec.model_construct(name="x", format="vmdk", path="/x.vmdk")}, "vmdk"),
+        ({"image": ImageSpec.model_construct(name="x", format=VMDK, path="/x.vmdk")}, "vmdk"),
         ({"image": ImageSpec(name="x", format="qcow2")}, "no path"),
         ({"image": ImageSpec(name="x", format="kernel")}, "no kernel_path"),
         ({"instance_id": "web-1"}, "not a UUID"),
@@ -206,7 +210,7 @@ def test_any_valid_assignment_gives_well_formed_xml(
 def test_even_unvalidated_input_cannot_break_the_document(hostile: str) -> None:
     # Defence in depth: bypass pydantic entirely (model_construct) with arbitrary text.
     image = ImageSpec.model_construct(
-        name="img", format="kernel", kernel_path="/k", initrd_path=None, cmdline=hostile
+        name="img", format=ImageFormat.KERNEL, kernel_path="/k", initrd_path=None, cmdline=hostile
     )
     a = make().model_copy(update={"name": hostile or "x", "image": image})
     try:
