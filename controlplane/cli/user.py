@@ -9,7 +9,7 @@ import typer
 from controlplane.cli.context import api
 from controlplane.cli.errors import validated
 from controlplane.cli.output import Column, OutputFormat, OutputOpt, emit_list, emit_one, note
-from controlplane.domain.auth import Role, User
+from controlplane.domain.auth import User, UserRole
 from controlplane.schemas.user import UserCreate
 
 app = typer.Typer(help="Users, their roles and scopes.", no_args_is_help=True)
@@ -39,7 +39,7 @@ def list_users(ctx: typer.Context, output: OutputOpt = OutputFormat.TABLE) -> No
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="login name, e.g. moi-admin")],
-    role: Annotated[Role, typer.Option("--role", help="what the user may do")],
+    role: Annotated[UserRole, typer.Option("--role", help="what the user may do")],
     org: Annotated[str, typer.Option("--org", help="code of the organisation they belong to")],
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:

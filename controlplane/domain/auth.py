@@ -26,6 +26,15 @@ class Role(StrEnum):
     AGENT = "agent"
 
 
+class UserRole(StrEnum):
+    """The roles a person can be given (``agent`` belongs to host credentials only)."""
+
+    PLATFORM_ADMIN = Role.PLATFORM_ADMIN.value
+    MINISTRY_ADMIN = Role.MINISTRY_ADMIN.value
+    MEMBER = Role.MEMBER.value
+    AUDITOR = Role.AUDITOR.value
+
+
 class Principal(BaseModel):
     """The authenticated caller of a request."""
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel
 
-from controlplane.domain.auth import Role, User
+from controlplane.domain.auth import Role, User, UserRole
 from controlplane.domain.names import Code, Name
 from controlplane.schemas.common import Strict
 
@@ -13,15 +13,8 @@ class UserCreate(Strict):
     """A user with a role scoped to ``organisation``'s subtree."""
 
     name: Name
-    role: Role
+    role: UserRole
     organisation: Code
-
-    @field_validator("role")
-    @classmethod
-    def _people_only(cls, role: Role) -> Role:
-        if role is Role.AGENT:
-            raise ValueError("'agent' is for host credentials; enrol hosts with a bootstrap token")
-        return role
 
 
 class UserCreated(BaseModel):

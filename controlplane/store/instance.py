@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,16 +132,23 @@ class InstanceRepo:
         If no host fits, the instance stays PENDING with the scheduler's explanation and
         the pending loop retries it when capacity appears.
         """
-        for _attempt in range(self.max_attempts):
+        # Up to max_attempts placements, each on a fresh snapshot; after that the instance
+        # is stored PENDING for the pending loop (place=False cannot conflict, so this ends).
+        for attempt in itertools.count():
             try:
                 return self._create_once(
-                    name, project, flavor, image, datacentre, actor, request_id, place=True
+                    name,
+                    project,
+                    flavor,
+                    image,
+                    datacentre,
+                    actor,
+                    request_id,
+                    place=attempt < self.max_attempts,
                 )
             except Conflict:
                 log.info("placement race lost for %s; re-snapshotting", name)
-        return self._create_once(
-            name, project, flavor, image, datacentre, actor, request_id, place=False
-        )
+        raise AssertionError("itertools.count() does not end")
 
     def _create_once(
         self,

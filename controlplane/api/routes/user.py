@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from controlplane.api.context import StoreDep, UserDep, audit_target
-from controlplane.domain.auth import User, require_user_admin
+from controlplane.domain.auth import Role, User, require_user_admin
 from controlplane.domain.errors import NotFound
 from controlplane.domain.org import can_see_org
 from controlplane.schemas.user import UserCreate, UserCreated, WhoAmI
@@ -32,6 +32,7 @@ def create_user(body: UserCreate, request: Request, store: StoreDep, who: UserDe
     if not can_see_org(org.path, who.org_path):  # as if it did not exist: no leak
         raise NotFound("org", body.organisation)
     audit_target(request, "user", body.name, org.path)
-    require_user_admin(who, org.path, body.role)
-    created, token = store.users.create(body.name, body.role, body.organisation)
+    role = Role(body.role.value)
+    require_user_admin(who, org.path, role)
+    created, token = store.users.create(body.name, role, body.organisation)
     return UserCreated(user=created, token=token)
