@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, or_
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from controlplane.domain.errors import InvalidRequest
+from controlplane.domain.errors import Conflict, InvalidRequest
 
 
 def make_engine(url: str) -> Engine:
@@ -78,6 +78,11 @@ class Database:
                 f"a value in the request cannot be stored: {reason}",
                 code="request.unstorable",
                 reason=reason,
+            ) from exc
+        except IntegrityError as exc:
+            # A unique key taken by a concurrent transaction between our check and insert.
+            raise Conflict(
+                "a concurrent request created the same resource; retry", code="conflict.exists"
             ) from exc
 
     def dispose(self) -> None:

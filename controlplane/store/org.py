@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controlplane.domain.errors import AlreadyExists, InvalidRequest, NotFound
+from controlplane.domain.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
 from controlplane.domain.org import CHILD_KIND, Organisation, OrgKind
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.tables import OrganisationRow
@@ -35,7 +35,13 @@ class OrgRepo:
         self.db = db
 
     def ensure_root(self) -> Organisation:
-        """Create the root (Executive Yuan) if missing."""
+        """Create the root (Executive Yuan) if missing; replicas starting together may race."""
+        try:
+            return self._ensure_root()
+        except Conflict:
+            return self.get(ROOT_CODE)
+
+    def _ensure_root(self) -> Organisation:
         with self.db.transaction() as session:
             row = session.get(OrganisationRow, ROOT_CODE)
             if row is None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
 
 from controlplane.domain.auth import Principal, Role, User
-from controlplane.domain.errors import AlreadyExists, Unauthenticated
+from controlplane.domain.errors import AlreadyExists, Conflict, Unauthenticated
 from controlplane.domain.tokens import hash_token, new_token
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.org import ROOT_CODE, get_row
@@ -49,11 +50,15 @@ class UserRepo:
             return _model(row), token
 
     def ensure_admin(self, token: str) -> None:
-        """Create the built-in ``admin`` (platform-admin at the root) if it is missing."""
+        """Create the built-in ``admin`` (platform-admin at the root) if it is missing.
+
+        Replicas starting together may race here; the loser finds the admin created.
+        """
         with self.db.transaction() as session:
             if session.get(UserRow, "admin") is not None:
                 return
-        self.create("admin", Role.PLATFORM_ADMIN, ROOT_CODE, token)
+        with contextlib.suppress(AlreadyExists, Conflict):
+            self.create("admin", Role.PLATFORM_ADMIN, ROOT_CODE, token)
 
     def list(self, scope: str) -> list[User]:
         """Users whose organisation lies in ``scope``."""
