@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from controlplane.domain import errors as e
+from controlplane.domain.quota import QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ STATUS: dict[type[e.GovcloudError], int] = {
     e.InvalidRequest: 400,
     e.Unauthenticated: 401,
     e.Forbidden: 403,
+    QuotaExceeded: 403,  # as Nova: the request is refused by policy, not malformed
 }
 
 

@@ -21,6 +21,7 @@ from controlplane.store.host import HostRepo
 from controlplane.store.instance import InstanceRepo, Scheduler
 from controlplane.store.migrate import upgrade
 from controlplane.store.org import OrgRepo
+from controlplane.store.quota import QuotaRepo
 from controlplane.store.tables import DataCentreRow, FlavorRow, HostRow, ImageRow, InstanceRow
 from controlplane.store.user import UserRepo
 
@@ -75,6 +76,7 @@ class Store:
         self.hosts = HostRepo(db, clock)
         self.instances = InstanceRepo(db, clock, schedule, placement_max_attempts)
         self.audit = AuditRepo(db)
+        self.quotas = QuotaRepo(db, clock)
 
     def close(self) -> None:
         """Release database connections."""

@@ -34,6 +34,7 @@ from controlplane.domain.instance import (
 from controlplane.domain.org import OrgKind, within
 from controlplane.domain.resources import Resources
 from controlplane.scheduler import Explanation, FleetView, PlacementRequest, Plan
+from controlplane.store import quota
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.host import bump_assignments, fleet_view
 from controlplane.store.org import get_row as get_org_row
@@ -204,6 +205,8 @@ class InstanceRepo:
                 updated_at=now,
             )
             session.add(row)
+            # Quota first (rows locked root first), then the host: one lock order everywhere.
+            quota.charge(session, org.path, amount, now, row.id)
             host_name = None
             if place:
                 host_name = self._place(session, row)
@@ -236,6 +239,7 @@ class InstanceRepo:
         host = session.get(HostRow, decision.host_id)
         assert host is not None
         row.state, row.host_id, row.datacentre = S.SCHEDULED.value, host.id, host.datacentre
+        row.scheduled_at = self.clock()
         row.pending_reason = None
         return host.name
 
@@ -366,7 +370,8 @@ class InstanceRepo:
             elif action == "reboot":
                 row.reboot_seq += 1
             elif state is S.PENDING:  # delete before placement: nothing to undo on a host
-                row.state = S.DELETED.value
+                row.state, row.deleted_at = S.DELETED.value, now
+                quota.release(session, row.org_path, _resources(row))
             else:
                 row.state = S.DELETING.value
             row.updated_at = now
@@ -429,7 +434,9 @@ class InstanceRepo:
         if status.state is ActualState.ABSENT:
             if current is S.DELETING:
                 new, fault = S.DELETED, None
+                quota.release(session, row.org_path, _resources(row))
                 release(session, row.host_id or "", _resources(row))
+                row.deleted_at = now
             elif current in (S.SCHEDULED, S.BUILDING, S.DELETED):
                 return  # not created yet, or already gone
             else:

@@ -153,6 +153,9 @@ class InstanceRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     launched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the instance claimed a host and when it gave it back (metering intervals).
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class InstanceActionRow(Base):
@@ -195,3 +198,33 @@ class AuditEventRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     status_code: Mapped[int] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class QuotaNodeRow(Base):
+    """Limits of one organisation node and the usage of its whole subtree.
+
+    One row per node, locked root first by every transaction that charges or releases.
+    """
+
+    __tablename__ = "quota_nodes"
+
+    org: Mapped[str] = mapped_column(ForeignKey("organisations.code"), primary_key=True)
+    limits: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    soft_threshold: Mapped[float] = mapped_column(Float)
+    usage: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class QuotaEventRow(Base):
+    """A node crossing its soft threshold (or refusing a request) in one dimension."""
+
+    __tablename__ = "quota_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    org: Mapped[str] = mapped_column(String(32), index=True)
+    org_path: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    dimension: Mapped[str] = mapped_column(String(32))
+    used: Mapped[int] = mapped_column(Integer)
+    limit: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text)

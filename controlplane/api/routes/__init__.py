@@ -11,6 +11,7 @@ from controlplane.api.routes import (
     image,
     instance,
     org,
+    quota,
     user,
 )
 
@@ -24,4 +25,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     instance.router,
     agent.router,
     audit.router,
+    quota.router,
 )

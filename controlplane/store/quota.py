@@ -1,0 +1,287 @@
+"""Hierarchical quota enforcement, atomic with placement.
+
+Every transaction that charges or releases quota first locks the ``quota_nodes`` rows of
+the instance's path, root first (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite
+serialises writers), then runs the pure ``quotas.check`` on the locked numbers, then writes
+the new usage. The fixed root-first order (and host rows after quota rows) rules out
+deadlocks; holding the locks to commit rules out any overshoot, whatever the number of
+concurrent requests or API replicas.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controlplane.domain.errors import InvalidRequest, NotFound
+from controlplane.domain.instance import InstanceState
+from controlplane.domain.org import within
+from controlplane.domain.quota import (
+    DimensionLimits,
+    QuotaChange,
+    QuotaDrift,
+    QuotaEvent,
+    QuotaExceeded,
+    QuotaNode,
+    QuotaReport,
+    instance_usage,
+)
+from controlplane.domain.resources import Resources
+from controlplane.store.db import Database, in_subtree
+from controlplane.store.tables import (
+    InstanceRow,
+    OrganisationRow,
+    QuotaEventRow,
+    QuotaNodeRow,
+)
+from quotas import (
+    DEFAULT_SOFT_THRESHOLD,
+    Change,
+    Limits,
+    Usage,
+    check,
+    headroom,
+    over_limit,
+    over_soft_threshold,
+    plan,
+)
+
+
+def _limits(row: QuotaNodeRow) -> Limits:
+    return Limits(row.limits, soft_threshold=row.soft_threshold)
+
+
+def ensure_node(session: Session, org: str) -> QuotaNodeRow:
+    """The quota row of ``org``, created unlimited with no usage if missing."""
+    row = session.get(QuotaNodeRow, org)
+    if row is None:
+        row = QuotaNodeRow(org=org, limits={}, soft_threshold=DEFAULT_SOFT_THRESHOLD, usage={})
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _lock_path(session: Session, org_path: str) -> list[tuple[QuotaNodeRow, str]]:
+    """Lock the quota rows of every node on ``org_path``, root first; with their kinds."""
+    locked = []
+    for code in org_path.split("/"):
+        ensure_node(session, code)
+        row = session.scalar(
+            select(QuotaNodeRow)
+            .where(QuotaNodeRow.org == code)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        kind = session.scalar(select(OrganisationRow.kind).where(OrganisationRow.code == code))
+        assert row is not None
+        assert kind is not None
+        locked.append((row, kind))
+    return locked
+
+
+def charge(
+    session: Session, org_path: str, resources: Resources, now: datetime, instance_id: str
+) -> None:
+    """Count one instance of ``resources`` against every level, or raise QuotaExceeded."""
+    amount = instance_usage(resources)
+    locked = _lock_path(session, org_path)
+    result = check(
+        [r.org for r, _ in locked],
+        [k for _, k in locked],
+        amount,
+        {r.org: Usage(r.usage) for r, _ in locked},
+        {r.org: _limits(r) for r, _ in locked},
+    )
+    if not result.ok:
+        raise QuotaExceeded(result.message, [v.to_dict() for v in result.violations])
+    for row, _ in locked:
+        row.usage = (Usage(row.usage) + amount).as_dict()
+    for warning in result.soft_warnings:
+        if warning.crossed:
+            session.add(
+                QuotaEventRow(
+                    time=now,
+                    org=warning.node,
+                    kind=warning.kind,
+                    dimension=warning.dimension,
+                    org_path=_path_of(org_path, warning.node),
+                    used=warning.used + warning.requested,
+                    limit=warning.limit,
+                    message=f"{warning.message} (instance {instance_id})",
+                )
+            )
+
+
+def release(session: Session, org_path: str, resources: Resources) -> None:
+    """Give back what one instance of ``resources`` counted, at every level."""
+    amount = instance_usage(resources)
+    for row, _ in _lock_path(session, org_path):
+        row.usage = (Usage(row.usage) - amount).as_dict()
+
+
+def _path_of(org_path: str, node: str) -> str:
+    parts = org_path.split("/")
+    return "/".join(parts[: parts.index(node) + 1])
+
+
+def _view(row: QuotaNodeRow, org: OrganisationRow) -> QuotaNode:
+    usage, limits = Usage(row.usage), _limits(row)
+    caps: DimensionLimits = dict(limits.as_dict())
+    return QuotaNode(
+        org=org.code,
+        kind=org.kind,
+        path=org.path,
+        limits=caps,
+        soft_threshold=row.soft_threshold,
+        usage=usage.as_dict(),
+        headroom=headroom([org.code], {org.code: usage}, {org.code: limits}),
+        percent_used={
+            d: round(100.0 * usage[d] / cap, 1) if cap else (0.0 if usage[d] == 0 else 100.0)
+            for d, cap in limits.as_dict().items()
+        },
+        over_limit=[o.dimension for o in over_limit({org.code: usage}, {org.code: limits})],
+        over_soft_threshold=[
+            w.dimension for w in over_soft_threshold({org.code: usage}, {org.code: limits})
+        ],
+    )
+
+
+class QuotaRepo:
+    """Read and change limits; verify and repair usage."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+
+    def report(self, org: str, scope: str) -> QuotaReport:
+        """``org``'s node (which ``scope`` must contain) and its direct children."""
+        with self.db.transaction() as session:
+            node = session.get(OrganisationRow, org)
+            if node is None or not within(node.path, scope):
+                raise NotFound("org", org)
+            children = session.scalars(
+                select(OrganisationRow)
+                .where(OrganisationRow.parent == org)
+                .order_by(OrganisationRow.code)
+            )
+            return QuotaReport(
+                node=_view(ensure_node(session, org), node),
+                children=[_view(ensure_node(session, c.code), c) for c in children],
+            )
+
+    def limits(self, scope: str) -> dict[str, Limits]:
+        """Current limits of every node in ``scope`` (for planning an apply)."""
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(QuotaNodeRow, OrganisationRow.path)
+                .join(OrganisationRow, OrganisationRow.code == QuotaNodeRow.org)
+                .where(in_subtree(OrganisationRow.path, scope))
+            )
+            return {row.org: _limits(row) for row, _ in rows}
+
+    def apply(self, desired: Mapping[str, Limits], *, dry_run: bool) -> builtins.list[QuotaChange]:
+        """Make the named nodes' limits exactly ``desired``; idempotent; returns the diff."""
+        with self.db.transaction() as session:
+            rows = {org: ensure_node(session, org) for org in desired}
+            for org in desired:
+                if session.get(OrganisationRow, org) is None:
+                    raise NotFound("org", org)
+            current = {org: _limits(row) for org, row in rows.items()}
+            usage = {org: Usage(row.usage) for org, row in rows.items()}
+            changes = plan(current, desired, usage)
+            if not dry_run:
+                for org, wanted in desired.items():
+                    rows[org].limits = dict(wanted.as_dict())
+                    rows[org].soft_threshold = wanted.soft_threshold
+            return [_change(c) for c in changes]
+
+    def events(self, scope: str, limit: int = 100) -> builtins.list[QuotaEvent]:
+        """Soft-threshold crossings in ``scope``, newest first."""
+        with self.db.transaction() as session:
+            rows = session.scalars(
+                select(QuotaEventRow)
+                .where(in_subtree(QuotaEventRow.org_path, scope))
+                .order_by(QuotaEventRow.id.desc())
+                .limit(limit)
+            )
+            return [QuotaEvent.model_validate(r, from_attributes=True) for r in rows]
+
+    def set(
+        self, org: str, limits: DimensionLimits, soft_threshold: float | None, *, dry_run: bool
+    ) -> builtins.list[QuotaChange]:
+        """Change some of ``org``'s limits (``None``: unlimited); the others stay."""
+        with self.db.transaction() as session:
+            if session.get(OrganisationRow, org) is None:
+                raise NotFound("org", org)
+            current = _limits(ensure_node(session, org))
+        try:
+            wanted = current.merged(limits, soft_threshold)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), field="limits", value=limits) from exc
+        return self.apply({org: wanted}, dry_run=dry_run)
+
+    def verify(self, scope: str, *, repair: bool) -> builtins.list[QuotaDrift]:
+        """Recompute usage from live instances; report (and optionally fix) every drift."""
+        with self.db.transaction() as session:
+            orgs = session.scalars(
+                select(OrganisationRow)
+                .where(in_subtree(OrganisationRow.path, scope))
+                .order_by(OrganisationRow.path)
+            ).all()
+            rows = {}
+            for org in orgs:  # parents before children: the lock order of charge()
+                ensure_node(session, org.code)
+                rows[org.code] = session.scalar(
+                    select(QuotaNodeRow)
+                    .where(QuotaNodeRow.org == org.code)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
+            # Counted only now, under the locks, so no charge can slip in between.
+            actual: dict[str, Usage] = {o.code: Usage() for o in orgs}
+            live = session.scalars(
+                select(InstanceRow).where(
+                    InstanceRow.state != InstanceState.DELETED.value,
+                    in_subtree(InstanceRow.org_path, scope),
+                )
+            )
+            for inst in live:
+                amount = instance_usage(
+                    Resources(vcpus=inst.vcpus, ram_mib=inst.ram_mib, disk_gib=inst.disk_gib)
+                )
+                for code in inst.org_path.split("/"):
+                    if code in actual:
+                        actual[code] = actual[code] + amount
+            drifts = []
+            for org in orgs:
+                row = rows[org.code]
+                assert row is not None
+                stored = Usage(row.usage)
+                if stored != actual[org.code]:
+                    if repair:
+                        row.usage = actual[org.code].as_dict()
+                    drifts.append(
+                        QuotaDrift(
+                            org=org.code,
+                            stored=stored.as_dict(),
+                            actual=actual[org.code].as_dict(),
+                            repaired=repair,
+                        )
+                    )
+            return drifts
+
+
+def _change(change: Change) -> QuotaChange:
+    return QuotaChange(
+        org=change.org,
+        field=change.field,
+        old=change.old,
+        new=change.new,
+        used=change.used,
+        below_usage=change.below_usage,
+        description=change.describe(),
+    )
