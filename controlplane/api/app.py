@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from controlplane.api import audit, errors
-from controlplane.api.routes import ROUTERS
+from controlplane.api.routes import ROUTERS, metrics
+from controlplane.metrics.quota import QuotaCollector
 from controlplane.reconciler.pending import PendingLoop
 from controlplane.settings import Settings
 from controlplane.store import Store
@@ -44,4 +46,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     audit.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
+    app.state.metrics = CollectorRegistry()
+    app.state.metrics.register(QuotaCollector(store))
+    app.include_router(metrics.router)
     return app

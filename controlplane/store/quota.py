@@ -173,6 +173,16 @@ class QuotaRepo:
                 children=[_view(ensure_node(session, c.code), c) for c in children],
             )
 
+    def nodes(self) -> builtins.list[QuotaNode]:
+        """Every node that has a quota row (for metrics), ordered by path."""
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(QuotaNodeRow, OrganisationRow)
+                .join(OrganisationRow, OrganisationRow.code == QuotaNodeRow.org)
+                .order_by(OrganisationRow.path)
+            )
+            return [_view(row, org) for row, org in rows]
+
     def limits(self, scope: str) -> dict[str, Limits]:
         """Current limits of every node in ``scope`` (for planning an apply)."""
         with self.db.transaction() as session:
