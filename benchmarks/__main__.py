@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import shlex
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -158,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     runs = _load()
+    # SIGTERM (e.g. `kill`) unwinds like Ctrl-C, so the PostgreSQL cluster is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     names = [n for n in BENCHMARKS if not args.only or n in args.only]
     suite = FULL_SUITE if not args.only else "-".join(names)
     started = datetime.now(UTC)

@@ -180,9 +180,11 @@ def run(context: Context) -> Result:
         "and never race: `races_lost` is 0 there by construction, and 8 threads add "
         "queueing latency without adding throughput.",
         "On PostgreSQL (READ COMMITTED) a claim is a conditional UPDATE; a race is lost only "
-        "when the chosen host no longer fits after a concurrent commit. With roomy hosts "
-        "that practically never happens; the tight fleet shows it. Each lost race costs a "
-        "re-snapshot and a new decision (bounded; then the instance stays PENDING).",
+        "when two creates chose from the same snapshot and the chosen host no longer fits "
+        "after the other's commit (then: re-snapshot and decide again, a bounded number of "
+        "times, then PENDING). With roomy hosts that practically never happens; the tight "
+        "fleet provokes it, unless something the create locks before its snapshot already "
+        "serialises concurrent creates.",
         "Python threads share one interpreter lock on a 2-core machine: concurrency shows "
         "contention and correctness (`hosts_over_capacity` must be 0), not scaling.",
     ]

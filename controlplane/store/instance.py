@@ -21,7 +21,7 @@ from agents.protocol.v1 import (
     ImageSpec,
     InstanceStatus,
 )
-from controlplane.domain.errors import Conflict, InvalidRequest, NotFound
+from controlplane.domain.errors import InvalidRequest, NotFound
 from controlplane.domain.instance import (
     Instance,
     InstanceAction,
@@ -38,7 +38,7 @@ from controlplane.store import quota
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.host import bump_assignments, fleet_view
 from controlplane.store.org import get_row as get_org_row
-from controlplane.store.placement import claim, release
+from controlplane.store.placement import PlacementConflict, claim, release
 from controlplane.store.tables import (
     DataCentreRow,
     FlavorRow,
@@ -147,7 +147,7 @@ class InstanceRepo:
                     request_id,
                     place=attempt < self.max_attempts,
                 )
-            except Conflict:
+            except PlacementConflict:
                 log.info("placement race lost for %s; re-snapshotting", name)
         raise AssertionError("itertools.count() does not end")
 
@@ -205,11 +205,14 @@ class InstanceRepo:
                 updated_at=now,
             )
             session.add(row)
-            # Quota first (rows locked root first), then the host: one lock order everywhere.
+            session.flush()  # the instance row exists before its action and quota rows
+            # Decide before taking any lock, so the root quota row is held only for the
+            # quota check and the claim; then quota rows (root first), then the host.
+            decision = self._decide(session, row) if place else None
             quota.charge(session, org.path, amount, now, row.id)
             host_name = None
-            if place:
-                host_name = self._place(session, row)
+            if decision is not None:
+                host_name = self._commit(session, row, decision)
             else:
                 row.pending_reason = (
                     f"lost {self.max_attempts} placement races to concurrent requests; "
@@ -226,12 +229,18 @@ class InstanceRepo:
             )
             return _model(row, host_name)
 
-    def _place(self, session: Session, row: InstanceRow) -> str | None:
-        """Select a host and claim it for ``row`` (PENDING); returns the host's name."""
+    def _decide(self, session: Session, row: InstanceRow) -> Plan | Explanation:
+        """Snapshot the fleet and ask the scheduler (reads only: no locks are taken)."""
         view = fleet_view(session, row.requested_datacentre)
-        decision = self.schedule(
+        return self.schedule(
             view, PlacementRequest(resources=_resources(row), datacentre=row.requested_datacentre)
         )
+
+    def _commit(
+        self, session: Session, row: InstanceRow, decision: Plan | Explanation
+    ) -> str | None:
+        """Claim the chosen host for ``row`` (PENDING), or record why none fits; returns the
+        host's name. Raises PlacementConflict when the host no longer has room."""
         if isinstance(decision, Explanation):
             row.pending_reason = decision.summary()
             return None
@@ -270,9 +279,9 @@ class InstanceRepo:
                         continue
                     row = session.get(InstanceRow, instance_id, populate_existing=True)
                     assert row is not None
-                    if self._place(session, row) is not None:
+                    if self._commit(session, row, self._decide(session, row)) is not None:
                         placed += 1
-            except Conflict:
+            except PlacementConflict:
                 log.info("placement race lost for pending %s; next pass retries", instance_id)
         return placed
 

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from controlplane.domain.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
 from controlplane.domain.org import CHILD_KIND, Organisation, OrgKind
 from controlplane.store.db import Database, in_subtree
+from controlplane.store.quota import ensure_node
 from controlplane.store.tables import OrganisationRow
 
 ROOT_CODE = "gov"
@@ -53,6 +54,8 @@ class OrgRepo:
                     path=ROOT_CODE,
                 )
                 session.add(row)
+                session.flush()
+            ensure_node(session, ROOT_CODE)
             return _model(row)
 
     def create(self, code: str, name: str, parent: str) -> Organisation:
@@ -76,6 +79,8 @@ class OrgRepo:
                 path=f"{parent_row.path}/{code}",
             )
             session.add(row)
+            session.flush()
+            ensure_node(session, code)
             return _model(row)
 
     def get(self, code: str) -> Organisation:

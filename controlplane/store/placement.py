@@ -5,7 +5,7 @@ columns only if every dimension still fits under ``usable`` and the host is stil
 On PostgreSQL (READ COMMITTED) a concurrent UPDATE of the same row waits and then re-checks
 the WHERE clause against the committed row, so no interleaving can overcommit a host; on
 SQLite, writers are serialised by ``BEGIN IMMEDIATE``. A claim that no longer fits raises
-``Conflict`` and the caller re-snapshots and re-selects, a bounded number of times.
+``PlacementConflict`` and the caller re-snapshots and re-selects, a bounded number of times.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ from controlplane.domain.errors import Conflict
 from controlplane.domain.host import HostState
 from controlplane.domain.resources import Resources
 from controlplane.store.tables import HostRow
+
+
+class PlacementConflict(Conflict):
+    """The chosen host filled up (or changed state) after the snapshot: re-select."""
+
+    code = "placement.conflict"
 
 
 def claim(session: Session, host_id: str, amount: Resources) -> None:
@@ -40,7 +46,7 @@ def claim(session: Session, host_id: str, amount: Resources) -> None:
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"host {host_id} changed since the snapshot", host=host_id)
+        raise PlacementConflict(f"host {host_id} changed since the snapshot", host=host_id)
 
 
 def release(session: Session, host_id: str, amount: Resources) -> None:

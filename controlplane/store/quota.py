@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import InvalidRequest, NotFound
@@ -56,12 +58,21 @@ def _limits(row: QuotaNodeRow) -> Limits:
 
 
 def ensure_node(session: Session, org: str) -> QuotaNodeRow:
-    """The quota row of ``org``, created unlimited with no usage if missing."""
+    """The quota row of ``org``, created unlimited with no usage if missing.
+
+    ``INSERT ... ON CONFLICT DO NOTHING``: concurrent first uses of a node cannot collide.
+    """
     row = session.get(QuotaNodeRow, org)
     if row is None:
-        row = QuotaNodeRow(org=org, limits={}, soft_threshold=DEFAULT_SOFT_THRESHOLD, usage={})
-        session.add(row)
-        session.flush()
+        dialect = session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(
+            insert(QuotaNodeRow)
+            .values(org=org, limits={}, soft_threshold=DEFAULT_SOFT_THRESHOLD, usage={})
+            .on_conflict_do_nothing(index_elements=["org"])
+        )
+        row = session.get(QuotaNodeRow, org, populate_existing=True)
+        assert row is not None
     return row
 
 
@@ -128,9 +139,24 @@ def _path_of(org_path: str, node: str) -> str:
     return "/".join(parts[: parts.index(node) + 1])
 
 
-def _view(row: QuotaNodeRow, org: OrganisationRow) -> QuotaNode:
+Levels = dict[str, tuple[Usage, Limits]]
+
+
+def _levels_above(session: Session, org_path: str) -> Levels:
+    """Usage and limits of the strict ancestors on ``org_path`` (rows not locked)."""
+    out: Levels = {}
+    for code in org_path.split("/")[:-1]:
+        row = session.get(QuotaNodeRow, code)
+        if row is not None:
+            out[code] = (Usage(row.usage), _limits(row))
+    return out
+
+
+def _view(row: QuotaNodeRow, org: OrganisationRow, above: Levels | None = None) -> QuotaNode:
+    """The node as the API shows it; headroom also respects the ancestors in ``above``."""
     usage, limits = Usage(row.usage), _limits(row)
     caps: DimensionLimits = dict(limits.as_dict())
+    levels: Levels = {**(above or {}), org.code: (usage, limits)}
     return QuotaNode(
         org=org.code,
         kind=org.kind,
@@ -138,7 +164,11 @@ def _view(row: QuotaNodeRow, org: OrganisationRow) -> QuotaNode:
         limits=caps,
         soft_threshold=row.soft_threshold,
         usage=usage.as_dict(),
-        headroom=headroom([org.code], {org.code: usage}, {org.code: limits}),
+        headroom=headroom(
+            list(levels),
+            {code: used for code, (used, _) in levels.items()},
+            {code: lim for code, (_, lim) in levels.items()},
+        ),
         percent_used={
             d: round(100.0 * usage[d] / cap, 1) if cap else (0.0 if usage[d] == 0 else 100.0)
             for d, cap in limits.as_dict().items()
@@ -168,9 +198,12 @@ class QuotaRepo:
                 .where(OrganisationRow.parent == org)
                 .order_by(OrganisationRow.code)
             )
+            above = _levels_above(session, node.path)
+            row = ensure_node(session, org)
+            here: Levels = {**above, org: (Usage(row.usage), _limits(row))}
             return QuotaReport(
-                node=_view(ensure_node(session, org), node),
-                children=[_view(ensure_node(session, c.code), c) for c in children],
+                node=_view(row, node, above),
+                children=[_view(ensure_node(session, c.code), c, here) for c in children],
             )
 
     def nodes(self) -> builtins.list[QuotaNode]:
