@@ -31,6 +31,7 @@ from controlplane.domain.host import Host
 from controlplane.domain.image import Image
 from controlplane.domain.instance import Instance, InstanceAction, InstanceState
 from controlplane.domain.org import Organisation
+from controlplane.domain.quota import QuotaChange, QuotaDrift, QuotaEvent, QuotaReport, QuotaSet
 from controlplane.schemas.catalog import (
     DataCentreCreate,
     DataCentreUpdate,
@@ -41,6 +42,8 @@ from controlplane.schemas.common import Page
 from controlplane.schemas.host import BootstrapToken, BootstrapTokenCreate, HostUpdate
 from controlplane.schemas.instance import InstanceCreate
 from controlplane.schemas.org import OrgCreate
+from controlplane.schemas.quota import QuotaApply, QuotaVerify
+from controlplane.schemas.usage import UsageReport
 from controlplane.schemas.user import UserCreate, UserCreated, WhoAmI
 
 M = TypeVar("M")
@@ -63,6 +66,11 @@ _INSTANCE_PAGE = TypeAdapter(Page[Instance])
 _INSTANCE = TypeAdapter(Instance)
 _ACTIONS = TypeAdapter(list[InstanceAction])
 _AUDIT = TypeAdapter(list[AuditEvent])
+_QUOTA_REPORT = TypeAdapter(QuotaReport)
+_QUOTA_CHANGES = TypeAdapter(list[QuotaChange])
+_QUOTA_DRIFTS = TypeAdapter(list[QuotaDrift])
+_QUOTA_EVENTS = TypeAdapter(list[QuotaEvent])
+_USAGE_REPORT = TypeAdapter(UsageReport)
 
 API_PREFIX = "/v1"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -347,6 +355,37 @@ class GovcloudClient:
     def instance_actions(self, instance_id: str) -> list[InstanceAction]:
         """``GET /v1/instances/{id}/actions``: the action history, oldest first."""
         return self._get(f"/instances/{_seg(instance_id)}/actions", _ACTIONS)
+
+    # -- quotas ----------------------------------------------------------------------------
+
+    def get_quota(self, org: str) -> QuotaReport:
+        """``GET /v1/quotas/{org}``: limits, usage, headroom and % of ``org`` and its children."""
+        return self._get(f"/quotas/{_seg(org)}", _QUOTA_REPORT)
+
+    def set_quota(self, org: str, body: QuotaSet, *, dry_run: bool = False) -> list[QuotaChange]:
+        """``PATCH /v1/quotas/{org}``: change some limits (``None``: unlimited); the diff."""
+        params = {"dry_run": "true"} if dry_run else None
+        response = self._request("PATCH", f"/quotas/{_seg(org)}", body=body, params=params)
+        return _parse(response, _QUOTA_CHANGES)
+
+    def apply_quota_policy(self, body: QuotaApply) -> list[QuotaChange]:
+        """``POST /v1/quotas/apply``: a policy file's text; the changes (made or, dry, planned)."""
+        return self._send("POST", "/quotas/apply", _QUOTA_CHANGES, body)
+
+    def verify_quotas(self, body: QuotaVerify) -> list[QuotaDrift]:
+        """``POST /v1/quotas/verify``: nodes whose stored usage differs from live instances."""
+        return self._send("POST", "/quotas/verify", _QUOTA_DRIFTS, body)
+
+    def quota_events(self, org: str, *, limit: int | None = None) -> list[QuotaEvent]:
+        """``GET /v1/quotas/{org}/events``: soft-threshold crossings, newest first."""
+        return self._get(f"/quotas/{_seg(org)}/events", _QUOTA_EVENTS, limit=limit)
+
+    # -- usage -----------------------------------------------------------------------------
+
+    def usage_report(self, month: str, org: str | None = None) -> UsageReport:
+        """``GET /v1/usage``: usage per project in ``org``'s subtree (default: the caller's
+        scope) in ``month`` (``YYYY-MM``, UTC), with per-ministry totals."""
+        return self._get("/usage", _USAGE_REPORT, month=month, org=org)
 
     # -- audit -----------------------------------------------------------------------------
 

@@ -13,7 +13,20 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from controlplane.cli import audit, dc, demo, flavor, host, image, login, org, server, user
+from controlplane.cli import (
+    audit,
+    dc,
+    demo,
+    flavor,
+    host,
+    image,
+    login,
+    org,
+    quota,
+    server,
+    usage,
+    user,
+)
 from controlplane.cli.context import cli_env
 from controlplane.cli.errors import EXIT_CODES_HELP, debug_enabled, report
 
@@ -66,6 +79,8 @@ app.add_typer(flavor.app, name="flavor")
 app.add_typer(image.app, name="image")
 app.add_typer(server.app, name="server")
 app.add_typer(audit.app, name="audit")
+app.add_typer(quota.app, name="quota")
+app.add_typer(usage.app, name="usage")
 app.command("demo")(demo.demo)
 
 

@@ -23,6 +23,7 @@ from controlplane.store.migrate import upgrade
 from controlplane.store.org import OrgRepo
 from controlplane.store.quota import QuotaRepo
 from controlplane.store.tables import DataCentreRow, FlavorRow, HostRow, ImageRow, InstanceRow
+from controlplane.store.usage import UsageRepo
 from controlplane.store.user import UserRepo
 
 _LIVE = InstanceRow.state != "DELETED"
@@ -77,6 +78,7 @@ class Store:
         self.instances = InstanceRepo(db, clock, schedule, placement_max_attempts)
         self.audit = AuditRepo(db)
         self.quotas = QuotaRepo(db, clock)
+        self.usage = UsageRepo(db)
 
     def close(self) -> None:
         """Release database connections."""

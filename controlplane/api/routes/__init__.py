@@ -12,6 +12,7 @@ from controlplane.api.routes import (
     instance,
     org,
     quota,
+    usage,
     user,
 )
 
@@ -26,4 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     agent.router,
     audit.router,
     quota.router,
+    usage.router,
 )
