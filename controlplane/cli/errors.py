@@ -9,6 +9,7 @@ and :class:`~controlplane.client.WaitTimeout`. :func:`report` handles them all.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any, TypeVar
 
@@ -32,10 +33,15 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 the API refused or failed the request; 2 usage error or invalid "
-    "input; 3 not found; 4 not logged in, token rejected or not allowed; 5 control plane "
-    "unreachable; 6 timed out waiting (--wait)."
+    "Exit codes: 0 ok; 1 the API refused or failed the request (e.g. quota exceeded); 2 "
+    "usage error or invalid input; 3 not found; 4 not logged in, token rejected or not "
+    "allowed; 5 control plane unreachable; 6 timed out waiting (--wait)."
 )
+
+#: The API's code for a request refused because some organisation level is out of quota.
+QUOTA_EXCEEDED = "quota.exceeded"
+#: The API's code for a quota policy file with problems (``details.problems``).
+POLICY_INVALID = "quota.policy_invalid"
 
 #: Set to 1 to let unexpected exceptions through with their traceback.
 DEBUG_ENV = "GOVCLOUD_DEBUG"
@@ -72,6 +78,8 @@ def validated(model: type[M], **fields: Any) -> M:
 
 def exit_code_of(err: ApiError) -> ExitCode:
     """The exit code for an API error status."""
+    if err.code == QUOTA_EXCEEDED:
+        return ExitCode.API_ERROR  # refused by policy (403), not an authorisation problem
     if err.status in (401, 403):
         return ExitCode.AUTH
     if err.status == 404:
@@ -88,6 +96,10 @@ def hint_of(err: ApiError) -> str:
             "log in again with `govcloud login --url URL --token TOKEN`, "
             "or set GOVCLOUD_TOKEN; `govcloud config show` shows what is in use"
         )
+    if err.code == QUOTA_EXCEEDED:
+        return _quota_hint(err)
+    if err.code == POLICY_INVALID:
+        return "fix the file and check it again with `govcloud quota apply FILE --dry-run`"
     if err.status == 403:
         return "check your role and scope with `govcloud whoami`; ask an admin of that scope"
     if err.code == "route.not_found":
@@ -102,11 +114,51 @@ def hint_of(err: ApiError) -> str:
     return ""
 
 
+def _items(err: ApiError, key: str) -> list[dict[str, Any]]:
+    found = err.details.get(key)
+    return [v for v in found if isinstance(v, dict)] if isinstance(found, list) else []
+
+
+def _violations(err: ApiError) -> list[dict[str, Any]]:
+    return _items(err, "violations")
+
+
+def _quota_hint(err: ApiError) -> str:
+    """Where to look and whom to ask: a ministry's (or the root's) limit is raised by a
+    platform-admin, an agency's or a project's by the ministry's admin."""
+    violations = _violations(err)
+    nodes = [str(v.get("node")) for v in violations if v.get("kind") != "root"] or [
+        str(v.get("node")) for v in violations
+    ]
+    kinds = {v.get("kind") for v in violations}
+    who = "a platform admin" if kinds & {"root", "ministry"} else "your ministry admin"
+    where = f" (`govcloud quota show {nodes[0]}`)" if nodes else ""
+    return f"ask {who} to raise the limit{where}, or delete servers you no longer need"
+
+
+def _itemised(err: ApiError) -> tuple[str, list[str]]:
+    """A summary line and one line per item, for errors that list several things: every
+    exhausted quota level, every problem of a policy file (``FILE:LINE: field 'f': ...``)."""
+    if err.code == QUOTA_EXCEEDED and (violations := _violations(err)):
+        return (
+            "quota exceeded; the request was refused and nothing was created:",
+            [f"  - {v.get('message')}" for v in violations],
+        )
+    if err.code == POLICY_INVALID and (problems := _items(err, "problems")):
+        lines = []
+        for p in problems:
+            field = f" field '{p.get('field')}':" if p.get("field") else ""
+            lines.append(f"{p.get('file')}:{p.get('line')}:{field} {p.get('message')}")
+        return err.message.split("\n", 1)[0], lines
+    return err.message, []
+
+
 def report(exc: Exception) -> ExitCode:
     """Print ``exc`` for a person (message, details, hint) and return its exit code."""
     if isinstance(exc, ApiError):
         rid = f", request {exc.request_id}" if exc.request_id else ""
-        _print("Error", exc.message, f"[{exc.code}{rid}]", hint_of(exc))
+        message, lines = _itemised(exc)
+        _print("Error", message, f"[{exc.code}{rid}]", hint_of(exc), lines)
         return exit_code_of(exc)
     if isinstance(exc, ApiUnreachable):
         _print(
@@ -145,11 +197,13 @@ def debug_enabled() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
-def _print(label: str, message: str, where: str, hint: str) -> None:
+def _print(label: str, message: str, where: str, hint: str, lines: Sequence[str] = ()) -> None:
     console = err_console()
     line = f"[bold red]{label}:[/] {escape(message)}"
     if where:
         line += f" [dim]{escape(where)}[/]"
     console.print(line)
+    for extra in lines:  # one line each, never wrapped: FILE:LINE stays grep-able
+        console.print(escape(extra), soft_wrap=True)
     if hint:
         console.print(f"[yellow]Next:[/] {escape(hint)}")
