@@ -349,8 +349,10 @@ def verify(
     ] = False,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Recompute usage from the live instances in your scope and compare it with the
-    stored usage. Exits 1 when drift is found and not repaired (--repair: platform-admins).
+    """Compare stored usage with the live instances in your scope (exit 1 on drift).
+
+    Usage is recomputed from every non-DELETED instance. Drift is reported per node and
+    dimension; --repair (platform-admins) sets the stored usage to the recomputed one.
     """
     drifts = api(ctx).verify_quotas(QuotaVerify(repair=repair))
     if output is not OutputFormat.TABLE:

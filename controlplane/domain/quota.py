@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from controlplane.domain.errors import GovcloudError, InvalidRequest
 from controlplane.domain.resources import Resources
@@ -49,7 +49,10 @@ class QuotaNode(BaseModel):
     limits: DimensionLimits = Field(description="absent or null: unlimited")
     soft_threshold: float
     usage: dict[str, int]
-    headroom: DimensionLimits = Field(description="what one more request may take here")
+    headroom: DimensionLimits = Field(
+        description="what one more request here may take: the least room left at this node "
+        "and at each of its ancestors (null: unlimited)"
+    )
     percent_used: dict[str, float]
     over_limit: list[str] = Field(description="dimensions above a lowered limit")
     over_soft_threshold: list[str]
@@ -63,9 +66,15 @@ class QuotaReport(BaseModel):
 
 
 class QuotaSet(BaseModel):
-    """New limits for one node: dimension -> cap (null: unlimited), unset ones unchanged."""
+    """New limits for one node: dimension -> cap (null: unlimited), unset ones unchanged.
 
-    limits: DimensionLimits = {}
+    As strict as a policy file: unknown fields are refused (a typo must not read as "no
+    change"), and a cap is a JSON integer (not ``true``, ``"5"`` or ``4.0``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    limits: dict[str, StrictInt | None] = {}
     soft_threshold: float | None = Field(None, gt=0, le=1)
 
 
