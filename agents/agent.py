@@ -13,8 +13,11 @@ what libvirt shows, then:
   now lives on another host);
 * per assignment: ``deleted`` -> destroy + undefine; absent and ``create`` -> define (and
   start if desired running); absent and not ``create`` -> report ``absent`` (never
-  recreate a VM that vanished); present -> converge power state, and reboot when the
-  assignment's ``reboot_seq`` is newer than the one stored in the domain's metadata;
+  recreate a VM that vanished); present -> first, if the domain is shut off and its
+  vCPU/memory sizes differ from the assignment's, redefine it with the new sizes (a
+  resize; its metadata is kept, and a running domain is never redefined); then converge
+  power state, and reboot when the assignment's ``reboot_seq`` is newer than the one
+  stored in the domain's metadata;
 * reports the observed state of every assignment. A failure of one instance is reported as
   ``error`` with the hypervisor's message and does not stop the others.
 
@@ -182,6 +185,7 @@ class Action(StrEnum):
     STOP = "stop"
     REBOOT = "reboot"
     RECORD_REBOOT_SEQ = "record-reboot-seq"
+    RESIZE = "resize"
     DELETE = "delete"
 
 
@@ -209,6 +213,9 @@ def plan_instance(assignment: Assignment, domain: DomainInfo | None) -> list[Ste
         return [Step(Action.DEFINE, "no domain yet; desired stopped")]
 
     steps: list[Step] = []
+    resize = resize_step(assignment, domain)
+    if resize is not None:
+        steps.append(resize)
     newer_reboot = assignment.reboot_seq > domain.reboot_seq
     if desired is DesiredState.RUNNING:
         if domain.state is not PowerState.RUNNING:
@@ -241,6 +248,25 @@ def plan_instance(assignment: Assignment, domain: DomainInfo | None) -> list[Ste
     return steps
 
 
+def resize_step(assignment: Assignment, domain: DomainInfo) -> Step | None:
+    """A redefine if ``domain`` is shut off and its sizes differ from the assignment's.
+
+    Only a STOPPED domain is redefined (crashed, paused or running ones may still be
+    active, and changing a live domain's sizes is not a cold resize); sizes the driver
+    could not read never trigger one.
+    """
+    if domain.state is not PowerState.STOPPED or domain.vcpus is None or domain.ram_mib is None:
+        return None
+    if (domain.vcpus, domain.ram_mib) == (assignment.vcpus, assignment.ram_mib):
+        return None
+    target = f"flavor {assignment.flavor}" if assignment.flavor else "the assignment"
+    return Step(
+        Action.RESIZE,
+        f"domain has {domain.vcpus} vCPU, {domain.ram_mib} MiB; {target} has "
+        f"{assignment.vcpus} vCPU, {assignment.ram_mib} MiB",
+    )
+
+
 def observed_status(
     instance_id: str, domain: DomainInfo | None, *, message: str = ""
 ) -> InstanceStatus:
@@ -267,6 +293,8 @@ def observed_status(
         instance_id=instance_id,
         state=actual,
         reboot_seq=domain.reboot_seq,
+        vcpus=domain.vcpus,
+        ram_mib=domain.ram_mib,
         message=clean_message(message),
     )
 
@@ -498,6 +526,13 @@ class Agent:
                 return None
             if step.action in (Action.DEFINE, Action.DEFINE_START):
                 domain = self.driver.define(assignment, start=step.action is Action.DEFINE_START)
+            elif step.action is Action.RESIZE:
+                # Redefine with the new sizes, keeping the reboot_seq the domain has: the
+                # steps after this one still decide about reboots as before.
+                kept = self.driver.read_metadata(instance_id).reboot_seq
+                domain = self.driver.define(
+                    assignment.model_copy(update={"reboot_seq": kept}), start=False
+                )
             elif step.action is Action.START:
                 domain = self.driver.start(instance_id)
             elif step.action is Action.STOP:

@@ -40,7 +40,7 @@ from controlplane.schemas.catalog import (
 )
 from controlplane.schemas.common import Page
 from controlplane.schemas.host import BootstrapToken, BootstrapTokenCreate, HostUpdate
-from controlplane.schemas.instance import InstanceCreate
+from controlplane.schemas.instance import InstanceCreate, InstanceResize
 from controlplane.schemas.org import OrgCreate
 from controlplane.schemas.quota import QuotaApply, QuotaVerify
 from controlplane.schemas.usage import UsageReport
@@ -347,6 +347,11 @@ class GovcloudClient:
     def reboot_instance(self, instance_id: str) -> Instance:
         """``POST /v1/instances/{id}/reboot``."""
         return self._send("POST", f"/instances/{_seg(instance_id)}/reboot", _INSTANCE)
+
+    def resize_instance(self, instance_id: str, flavor: str) -> Instance:
+        """``POST /v1/instances/{id}/resize``: a STOPPED instance takes ``flavor``'s sizes."""
+        body = InstanceResize(flavor=flavor)
+        return self._send("POST", f"/instances/{_seg(instance_id)}/resize", _INSTANCE, body)
 
     def delete_instance(self, instance_id: str) -> Instance:
         """``DELETE /v1/instances/{id}``: DELETING until the agent removed it, then DELETED."""

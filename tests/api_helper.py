@@ -147,8 +147,9 @@ class Agent:
     def converge(self) -> list[dict[str, Any]]:
         """Behave like a healthy agent: carry out every assignment and report the result.
 
-        running -> ``running`` (applying the latest reboot), stopped -> ``stopped``,
-        deleted -> ``absent``. Returns the assignments acted on.
+        running -> ``running`` (applying the latest reboot), stopped -> ``stopped`` (with
+        the assigned sizes: a resize is applied), deleted -> ``absent``. Returns the
+        assignments acted on.
         """
         assigned = self.assignments()["assignments"]
         observed = {"running": "running", "stopped": "stopped", "deleted": "absent"}
@@ -158,6 +159,7 @@ class Agent:
                 "state": observed[a["desired"]],
                 "reboot_seq": a["reboot_seq"],
             }
+            | ({"vcpus": a["vcpus"], "ram_mib": a["ram_mib"]} if a["desired"] != "deleted" else {})
             for a in assigned
         ]
         if statuses:

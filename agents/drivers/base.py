@@ -67,6 +67,10 @@ class DomainInfo:
     domain_name: str
     state: PowerState
     metadata: InstanceMetadata
+    #: vCPUs and memory (MiB) of the domain: the live sizes while it runs, its persistent
+    #: definition while shut off; None when the driver could not tell.
+    vcpus: int | None = None
+    ram_mib: int | None = None
 
     @property
     def reboot_seq(self) -> int:
@@ -155,7 +159,8 @@ class HostDriver(Protocol):
 
         The stored metadata takes ``assignment.reboot_seq``: a freshly booted domain has
         nothing left to reboot. Defining an already-defined instance updates its
-        definition (same name, same UUID).
+        persistent definition (same name, same UUID); a running domain keeps its live
+        sizes until it is next booted (the agent only redefines shut-off domains).
         """
         ...
 

@@ -218,11 +218,16 @@ class LibvirtDriver:
 
     def _info(self, dom: Any, instance_id: str) -> DomainInfo:
         try:
+            # [state, max memory KiB, memory KiB, vCPUs, CPU time]: the live sizes while
+            # the domain runs, its persistent definition while it is shut off.
+            _, max_kib, _, vcpus, _ = dom.info()
             return DomainInfo(
                 instance_id=instance_id,
                 domain_name=domain_name(instance_id),
                 state=self._state(dom),
                 metadata=self._metadata(dom, instance_id),
+                vcpus=int(vcpus) or None,
+                ram_mib=int(max_kib) // 1024 or None,
             )
         except libvirt.libvirtError as err:
             raise translate_error(err, instance_id=instance_id) from err

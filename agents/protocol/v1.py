@@ -78,6 +78,10 @@ class Assignment(BaseModel):
 
     instance_id: InstanceId
     name: Name
+    #: The flavor the sizes come from (for logs; absent from older control planes).
+    flavor: Name | None = None
+    #: The domain's sizes. A shut-off domain with other vCPU/memory sizes is redefined
+    #: with these (a resize); a running one is never changed.
     vcpus: int = Field(ge=1)
     ram_mib: int = Field(ge=1)
     disk_gib: int = Field(ge=0)
@@ -117,6 +121,10 @@ class InstanceStatus(BaseModel):
     instance_id: InstanceId
     state: ActualState
     reboot_seq: int = Field(0, ge=0)
+    #: The domain's vCPU and memory sizes as libvirt shows them (None: no domain, or not
+    #: reported); a resize is done when they equal the instance's.
+    vcpus: int | None = Field(None, ge=1)
+    ram_mib: int | None = Field(None, ge=1)
     message: Text = ""
 
 

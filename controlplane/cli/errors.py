@@ -141,7 +141,7 @@ def _itemised(err: ApiError) -> tuple[str, list[str]]:
     exhausted quota level, every problem of a policy file (``FILE:LINE: field 'f': ...``)."""
     if err.code == QUOTA_EXCEEDED and (violations := _violations(err)):
         return (
-            "quota exceeded; the request was refused and nothing was created:",
+            "quota exceeded; the request was refused and nothing was changed:",
             [f"  - {v.get('message')}" for v in violations],
         )
     if err.code == POLICY_INVALID and (problems := _items(err, "problems")):

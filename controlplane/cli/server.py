@@ -26,9 +26,9 @@ from controlplane.cli.output import (
     err_console,
     note,
 )
-from controlplane.client import GovcloudClient, wait_for_instance
+from controlplane.client import GovcloudClient, WaitTimeout, wait_for_instance
 from controlplane.domain.instance import Instance, InstanceAction, InstanceState
-from controlplane.schemas.instance import InstanceCreate
+from controlplane.schemas.instance import InstanceCreate, InstanceResize
 
 app = typer.Typer(help="Servers (instances, VMs).", no_args_is_help=True)
 
@@ -317,3 +317,59 @@ _action_command("reboot", GovcloudClient.reboot_instance, None, "Reboot a RUNNIN
 _action_command(
     "delete", GovcloudClient.delete_instance, frozenset({S.DELETED}), "Delete (frees its host)."
 )
+
+
+@app.command("resize")
+def resize(
+    ctx: typer.Context,
+    server: Ref,
+    flavor: Annotated[str, typer.Option("--flavor", "-f", help="`govcloud flavor list`")],
+    wait: Wait = False,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Give a STOPPED server another flavor, on the host it has (stop it first).
+
+    Quota and host room are taken (or given back) at once; the host's agent then
+    redefines the VM with the new vCPU and memory sizes. With --wait, follow it until the
+    agent has applied it.
+    """
+    client = api(ctx)
+    body = validated(InstanceResize, flavor=flavor)
+    inst = client.resize_instance(resolve(client, server), body.flavor)
+    note(
+        f"Resize to {inst.flavor} requested for {inst.name} ({inst.id}): "
+        f"{inst.resources.describe()}."
+    )
+    if wait:
+        _await_resize(ctx, client, inst, timeout)
+    emit_one(inst, output)
+
+
+def _await_resize(
+    ctx: typer.Context, client: GovcloudClient, inst: Instance, timeout_s: float
+) -> None:
+    """Poll the newest ``resize`` action until it ends (exit 1 unless it succeeded)."""
+    env = cli_env(ctx)
+    began = env.clock()
+    deadline = began + timeout_s
+    with err_console().status("waiting for the host to apply the new size"):
+        while True:
+            mine = [a for a in client.instance_actions(inst.id) if a.action == "resize"][-1:]
+            if not mine or mine[0].result != "pending":
+                break
+            if env.clock() >= deadline:
+                raise WaitTimeout(
+                    client.get_instance(inst.id), timeout_s, "the host to apply the new size"
+                )
+            env.sleep(env.poll_interval_s)
+    if not mine or mine[0].result != "success":
+        result = mine[0].result if mine else "missing"
+        message = mine[0].message if mine else ""
+        raise CliProblem(
+            f"resize of {inst.name} ({inst.id}) ended {result}"
+            + (f": {message}" if message else ""),
+            hint=f"see what happened with `govcloud server actions {inst.id}`",
+            code=ExitCode.API_ERROR,
+        )
+    note(f"  applied on {placement(inst)}: {inst.flavor}  {env.clock() - began:.1f}s")

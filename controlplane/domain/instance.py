@@ -9,6 +9,12 @@ States::
 
 ``desired_power`` and ``reboot_seq`` carry the user's intent; the agent converges the
 host to them and reports what it sees, which moves ``state``.
+
+**Resize** changes a STOPPED instance's flavor in place, on the host it already has (a
+cold resize without migration): the store moves the quota and host usage by the
+difference at request time, and the agent redefines the shut-off domain with the new
+vCPU and memory sizes. The action finishes when the agent reports the domain with the
+instance's sizes. The state stays STOPPED throughout.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ ACTION_ALLOWED: dict[str, frozenset[InstanceState]] = {
     "start": frozenset({S.STOPPED}),
     "stop": frozenset({S.RUNNING, S.BUILDING, S.SCHEDULED}),
     "reboot": frozenset({S.RUNNING}),
+    "resize": frozenset({S.STOPPED}),
     "delete": frozenset({S.PENDING, S.SCHEDULED, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR}),
 }
 
@@ -129,10 +136,19 @@ class InstanceAction(BaseModel):
 
 
 def action_outcome(
-    action: str, state: InstanceState, reboot_applied: int, reboot_target: int
+    action: str,
+    state: InstanceState,
+    reboot_applied: int,
+    reboot_target: int,
+    *,
+    resized: bool = False,
 ) -> str | None:
     """Whether a pending ``action`` is now finished: ``success``, ``error``, ``cancelled``
-    (the instance was deleted first) or None (not yet)."""
+    (the instance was deleted first) or None (not yet).
+
+    ``resized``: the agent reported the domain with the instance's current vCPU and memory
+    sizes (what completes a resize).
+    """
     if state is S.ERROR:
         return "error"
     if state is S.DELETED and action != "delete":
@@ -142,6 +158,7 @@ def action_outcome(
         "start": state is S.RUNNING,
         "stop": state is S.STOPPED,
         "reboot": state is S.RUNNING and reboot_applied >= reboot_target,
+        "resize": state in (S.STOPPED, S.RUNNING) and resized,
         "delete": state is S.DELETED,
     }
     return "success" if done.get(action, False) else None

@@ -31,7 +31,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 from fractions import Fraction
@@ -149,7 +149,8 @@ MonthText = Annotated[
 @dataclass(frozen=True, slots=True)
 class Interval:
     """One instance's host claim: from ``start`` (scheduled) to ``end`` (deleted; None =
-    still holding it), with the size it had."""
+    still holding it), with the size it had. A resized claim is several intervals with the
+    same ``instance_id``, one per size."""
 
     instance_id: str
     org_path: str
@@ -229,12 +230,16 @@ def metered_until(month: Month, now: datetime) -> datetime:
 
 def usage_by_path(intervals: Iterable[Interval], month: Month, now: datetime) -> dict[str, Usage]:
     """Exact usage per ``org_path`` in ``month`` as of ``now`` (paths with no usage left
-    out)."""
+    out). An instance with several intervals (it was resized) counts as one instance."""
     lo, hi = month.start, metered_until(month, now)
     out: dict[str, Usage] = {}
+    counted: set[str] = set()
     for interval in intervals:
         used = Usage.of(interval, lo, hi)
         if used.instances:
+            if interval.instance_id in counted:
+                used = replace(used, instances=0)
+            counted.add(interval.instance_id)
             out[interval.org_path] = out.get(interval.org_path, Usage()) + used
     return out
 

@@ -14,3 +14,9 @@ class InstanceCreate(Strict):
     flavor: Name
     image: Name
     datacentre: Code | None = None
+
+
+class InstanceResize(Strict):
+    """Give a STOPPED instance the sizes of another ``flavor`` (on the host it has)."""
+
+    flavor: Name

@@ -1,4 +1,5 @@
-"""Instances: creation with placement, user actions, agent status, history, pending retries."""
+"""Instances: creation with placement, user actions, resize, agent status, history, pending
+retries."""
 
 from __future__ import annotations
 
@@ -38,13 +39,14 @@ from controlplane.store import quota
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.host import bump_assignments, fleet_view
 from controlplane.store.org import get_row as get_org_row
-from controlplane.store.placement import PlacementConflict, claim, release
+from controlplane.store.placement import PlacementConflict, claim, release, resize_claim
 from controlplane.store.tables import (
     DataCentreRow,
     FlavorRow,
     HostRow,
     ImageRow,
     InstanceActionRow,
+    InstanceResizeRow,
     InstanceRow,
 )
 
@@ -391,6 +393,82 @@ class InstanceRepo:
             bump_assignments(session, row.host_id)
             return _model(row, _host_name(session, row.host_id))
 
+    def resize(
+        self, instance_id: str, flavor: str, *, scope: str, actor: str, request_id: str
+    ) -> Instance:
+        """Give a STOPPED instance the sizes of ``flavor``, on the host it already has.
+
+        One transaction, locks in the global order: the instance row, then the quota rows
+        root first (only growing dimensions are checked: QuotaExceeded), then the host (a
+        conditional UPDATE by the difference: InsufficientCapacity). Then the instance
+        takes the new flavor and sizes, the resize is recorded for metering, an action row
+        is added (finished when the agent reports the domain redefined) and the host's
+        agent is woken. Everything or nothing.
+        """
+        now = self.clock()
+        with self.db.transaction() as session:
+            row = self._visible_row(session, instance_id, scope, lock=True)
+            flavor_row = session.get(FlavorRow, flavor)
+            if flavor_row is None:
+                raise NotFound("flavor", flavor)
+            if flavor == row.flavor:
+                raise InvalidRequest(
+                    f"instance {row.name} ({row.id}) already has flavor {flavor}; "
+                    "choose another flavor",
+                    field="flavor",
+                    value=flavor,
+                )
+            check_action("resize", InstanceState(row.state), instance_id)
+            image_row = session.get(ImageRow, row.image)
+            if image_row is not None:  # in use, so it cannot have been deleted
+                _check_image_fits(image_row, flavor_row)
+            old = _resources(row)
+            new = Resources(
+                vcpus=flavor_row.vcpus, ram_mib=flavor_row.ram_mib, disk_gib=flavor_row.disk_gib
+            )
+            assert row.host_id is not None  # a STOPPED instance holds a claim
+            quota.adjust(session, row.org_path, old, new, now, row.id)
+            resize_claim(session, row.host_id, old, new)
+            session.add(
+                InstanceResizeRow(
+                    instance_id=row.id,
+                    at=now,
+                    old_flavor=row.flavor,
+                    old_vcpus=old.vcpus,
+                    old_ram_mib=old.ram_mib,
+                    old_disk_gib=old.disk_gib,
+                    new_flavor=flavor,
+                    new_vcpus=new.vcpus,
+                    new_ram_mib=new.ram_mib,
+                    new_disk_gib=new.disk_gib,
+                )
+            )
+            superseded = session.scalars(
+                select(InstanceActionRow).where(
+                    InstanceActionRow.instance_id == row.id,
+                    InstanceActionRow.action == "resize",
+                    InstanceActionRow.result == "pending",
+                )
+            )
+            for earlier in superseded:
+                earlier.result, earlier.finished_at = "cancelled", now
+                earlier.message = f"superseded by a resize to {flavor} (request {request_id})"
+            session.add(
+                InstanceActionRow(
+                    instance_id=row.id,
+                    action="resize",
+                    request_id=request_id,
+                    actor=actor,
+                    started_at=now,
+                    message=f"{row.flavor} -> {flavor}",
+                )
+            )
+            row.flavor = flavor
+            row.vcpus, row.ram_mib, row.disk_gib = new.vcpus, new.ram_mib, new.disk_gib
+            row.updated_at = now
+            bump_assignments(session, row.host_id)
+            return _model(row, _host_name(session, row.host_id))
+
     # -- agent side ---------------------------------------------------------------------
 
     def assignments(self, host_id: str) -> AssignmentList:
@@ -472,9 +550,12 @@ class InstanceRepo:
         if fault is not None:
             row.fault = fault
         session.flush()
-        self._finish_actions(session, row, status.reboot_seq)
+        resized = status.vcpus == row.vcpus and status.ram_mib == row.ram_mib
+        self._finish_actions(session, row, status.reboot_seq, resized=resized)
 
-    def _finish_actions(self, session: Session, row: InstanceRow, reboot_applied: int) -> None:
+    def _finish_actions(
+        self, session: Session, row: InstanceRow, reboot_applied: int, *, resized: bool = False
+    ) -> None:
         state = InstanceState(row.state)
         pending = session.scalars(
             select(InstanceActionRow).where(
@@ -482,10 +563,13 @@ class InstanceRepo:
             )
         )
         for action in pending:
-            outcome = action_outcome(action.action, state, reboot_applied, row.reboot_seq)
+            outcome = action_outcome(
+                action.action, state, reboot_applied, row.reboot_seq, resized=resized
+            )
             if outcome is not None:
                 action.result, action.finished_at = outcome, self.clock()
-                action.message = (row.fault or "") if outcome == "error" else ""
+                if outcome == "error":
+                    action.message = row.fault or ""
 
     @staticmethod
     def _visible_row(
@@ -532,6 +616,7 @@ def _assignment(inst: InstanceRow, image: ImageRow) -> Assignment:
     return Assignment(
         instance_id=inst.id,
         name=inst.name,
+        flavor=inst.flavor,
         vcpus=inst.vcpus,
         ram_mib=inst.ram_mib,
         disk_gib=inst.disk_gib,

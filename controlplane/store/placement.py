@@ -6,16 +6,21 @@ On PostgreSQL (READ COMMITTED) a concurrent UPDATE of the same row waits and the
 the WHERE clause against the committed row, so no interleaving can overcommit a host; on
 SQLite, writers are serialised by ``BEGIN IMMEDIATE``. A claim that no longer fits raises
 ``PlacementConflict`` and the caller re-snapshots and re-selects, a bounded number of times.
+
+A resize changes an existing claim in place (``resize_claim``): the same conditional UPDATE
+with the difference between the sizes, checked only in the dimensions that grow.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from controlplane.domain.errors import Conflict
+from controlplane.domain.errors import Conflict, InvalidState
 from controlplane.domain.host import HostState
-from controlplane.domain.resources import Resources
+from controlplane.domain.resources import DIMENSIONS, UNITS, Resources
 from controlplane.store.tables import HostRow
 
 
@@ -23,6 +28,12 @@ class PlacementConflict(Conflict):
     """The chosen host filled up (or changed state) after the snapshot: re-select."""
 
     code = "placement.conflict"
+
+
+class InsufficientCapacity(InvalidState):
+    """The instance's host cannot hold the larger size (a resize never moves an instance)."""
+
+    code = "host.insufficient_capacity"
 
 
 def claim(session: Session, host_id: str, amount: Resources) -> None:
@@ -62,3 +73,72 @@ def release(session: Session, host_id: str, amount: Resources) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def resize_claim(session: Session, host_id: str, old: Resources, new: Resources) -> None:
+    """Change a claim of ``old`` on ``host_id`` to ``new``, or raise InsufficientCapacity.
+
+    One conditional UPDATE adds ``new - old`` (negative where the size shrinks); only the
+    dimensions that grow must still fit under ``usable``, and only then must the host be
+    ACTIVE (a shrink always succeeds). If the UPDATE matches nothing, the host row is read
+    under a lock to name each dimension that does not fit; if a concurrent release made
+    room meanwhile, the UPDATE is repeated under that lock, where it cannot fail.
+    """
+    delta = {d: getattr(new, d) - getattr(old, d) for d in DIMENSIONS}
+    grows = [d for d in DIMENSIONS if delta[d] > 0]
+    used = {d: getattr(HostRow, f"used_{d}") for d in DIMENSIONS}
+    conditions: list[ColumnElement[bool]] = [
+        used[d] + delta[d] <= getattr(HostRow, f"usable_{d}") for d in grows
+    ]
+    if grows:
+        conditions.append(HostRow.state == HostState.ACTIVE.value)
+    statement = (
+        update(HostRow)
+        .where(HostRow.id == host_id, *conditions)
+        .values(
+            **{f"used_{d}": used[d] + delta[d] for d in DIMENSIONS},
+            generation=HostRow.generation + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(statement).rowcount == 1:  # type: ignore[attr-defined]
+        return
+    host = session.scalar(
+        select(HostRow)
+        .where(HostRow.id == host_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if host is None:
+        raise InsufficientCapacity(f"host {host_id} no longer exists", host=host_id)
+    short: list[dict[str, Any]] = []
+    for d in grows:
+        now_used, usable = getattr(host, f"used_{d}"), getattr(host, f"usable_{d}")
+        if now_used + delta[d] > usable:
+            short.append(
+                {
+                    "dimension": d,
+                    "used": now_used,
+                    "current": getattr(old, d),
+                    "requested": getattr(new, d),
+                    "usable": usable,
+                }
+            )
+    if host.state != HostState.ACTIVE.value or short:
+        problems = [
+            f"{s['dimension']}: {s['used']} used, {s['current']} -> {s['requested']} needs "
+            f"{s['used'] - s['current'] + s['requested']} > {s['usable']} usable "
+            f"({UNITS[s['dimension']]})"
+            for s in short
+        ]
+        if host.state != HostState.ACTIVE.value:
+            problems.insert(0, f"the host is {host.state} and takes no larger claims")
+        raise InsufficientCapacity(
+            f"host {host.name} cannot hold the new size: {'; '.join(problems)}. Choose a "
+            "smaller flavor, or free room on the host (a resize stays on its host)",
+            host=host.name,
+            host_state=host.state,
+            dimensions=short,
+        )
+    retried = session.execute(statement).rowcount  # type: ignore[attr-defined]
+    assert retried == 1, "the locked host row fits but the UPDATE did not match"

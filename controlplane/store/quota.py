@@ -42,6 +42,7 @@ from controlplane.store.tables import (
 )
 from quotas import (
     DEFAULT_SOFT_THRESHOLD,
+    DIMENSIONS,
     Change,
     Limits,
     Usage,
@@ -98,19 +99,47 @@ def charge(
     session: Session, org_path: str, resources: Resources, now: datetime, instance_id: str
 ) -> None:
     """Count one instance of ``resources`` against every level, or raise QuotaExceeded."""
-    amount = instance_usage(resources)
+    _move(session, org_path, instance_usage(resources), Usage(), now, f"instance {instance_id}")
+
+
+def adjust(
+    session: Session,
+    org_path: str,
+    old_resources: Resources,
+    new_resources: Resources,
+    now: datetime,
+    instance_id: str,
+) -> None:
+    """Change what one instance counts from ``old_resources`` to ``new_resources`` (a
+    resize) at every level, or raise QuotaExceeded and change nothing.
+
+    Only the dimensions that grow are checked, as a request of the growth alone; those
+    that shrink are released. A level already above a lowered limit in a dimension the
+    resize does not grow therefore never blocks it (as for ``charge``).
+    """
+    before, after = instance_usage(old_resources), instance_usage(new_resources)
+    grow = Usage({d: after[d] - before[d] for d in DIMENSIONS if after[d] > before[d]})
+    shrink = Usage({d: before[d] - after[d] for d in DIMENSIONS if before[d] > after[d]})
+    _move(session, org_path, grow, shrink, now, f"resize of instance {instance_id}")
+
+
+def _move(
+    session: Session, org_path: str, grow: Usage, shrink: Usage, now: datetime, what: str
+) -> None:
+    """Lock the path root first, check ``grow`` at every level, then add ``grow`` and take
+    off ``shrink`` everywhere; record soft-threshold crossings (``what`` names the cause)."""
     locked = _lock_path(session, org_path)
     result = check(
         [r.org for r, _ in locked],
         [k for _, k in locked],
-        amount,
+        grow,
         {r.org: Usage(r.usage) for r, _ in locked},
         {r.org: _limits(r) for r, _ in locked},
     )
     if not result.ok:
         raise QuotaExceeded(result.message, [v.to_dict() for v in result.violations])
     for row, _ in locked:
-        row.usage = (Usage(row.usage) + amount).as_dict()
+        row.usage = (Usage(row.usage) + grow - shrink).as_dict()
     for warning in result.soft_warnings:
         if warning.crossed:
             session.add(
@@ -122,7 +151,7 @@ def charge(
                     org_path=_path_of(org_path, warning.node),
                     used=warning.used + warning.requested,
                     limit=warning.limit,
-                    message=f"{warning.message} (instance {instance_id})",
+                    message=f"{warning.message} ({what})",
                 )
             )
 

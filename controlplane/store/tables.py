@@ -172,6 +172,25 @@ class InstanceActionRow(Base):
     message: Mapped[str] = mapped_column(Text, default="")
 
 
+class InstanceResizeRow(Base):
+    """One resize: the sizes before and after, and when it took effect (metering splits
+    the instance's claim interval there, so each part is metered at the size it had)."""
+
+    __tablename__ = "instance_resizes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    old_flavor: Mapped[str] = mapped_column(String(63))
+    old_vcpus: Mapped[int] = mapped_column(Integer)
+    old_ram_mib: Mapped[int] = mapped_column(Integer)
+    old_disk_gib: Mapped[int] = mapped_column(Integer)
+    new_flavor: Mapped[str] = mapped_column(String(63))
+    new_vcpus: Mapped[int] = mapped_column(Integer)
+    new_ram_mib: Mapped[int] = mapped_column(Integer)
+    new_disk_gib: Mapped[int] = mapped_column(Integer)
+
+
 class UserRow(Base):
     __tablename__ = "users"
 

@@ -8,7 +8,8 @@ libvirtd in its sandbox, qemu running the Debian kernel with a busybox initramfs
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,15 @@ def control_plane(tmp_path: Path) -> Iterator[tuple[GovcloudClient, str]]:
             yield client, url
         finally:
             client.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Poll ``condition`` every 0.2 s until it holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout_s} s")
+        time.sleep(0.2)
 
 
 def _seed(client: GovcloudClient, kernel: Path, initrd: Path) -> None:
@@ -96,6 +106,8 @@ def test_agent_boots_a_real_guest_and_deletes_it(
     )
     agent = build_agent(settings)
     with agent.running():
+        # The agent registers from its own thread: wait until the host is known.
+        wait_until(lambda: any(h.name == settings.name for h in client.list_hosts()), 60)
         created = client.create_instance(
             InstanceCreate(
                 name="dr-web-01", project="disaster", flavor="t1.tiny", image="busybox-tiny"

@@ -6,7 +6,7 @@
 ``TestClient``; nothing global is patched. ``--wait`` loops run on a fake clock, and each
 time the CLI would sleep the harness runs its ``on_tick`` hooks, e.g. a
 :class:`SteppingAgent` that builds instances the way a real agent reports them
-(``building`` first, then ``running``).
+(``building`` first, then ``running``, with the assigned sizes).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class SteppingAgent:
                         "instance_id": iid,
                         "state": observed[item["desired"]],
                         "reboot_seq": item["reboot_seq"],
+                        "vcpus": item["vcpus"],
+                        "ram_mib": item["ram_mib"],
                     }
                 )
             self.seen.add(iid)

@@ -346,7 +346,7 @@ def test_server_create_over_quota_lists_violations_and_what_to_do(cli: CliHarnes
     )
     lines = result.stderr.splitlines()
     assert lines[0].startswith(
-        "Error: quota exceeded; the request was refused and nothing was created: "
+        "Error: quota exceeded; the request was refused and nothing was changed: "
         "[quota.exceeded, request req-"
     )
     assert lines[1:4] == [

@@ -1,4 +1,4 @@
-"""``/v1/instances``: create, list, show, start/stop/reboot, delete, action history."""
+"""``/v1/instances``: create, list, show, start/stop/reboot, resize, delete, action history."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from controlplane.domain.errors import NotFound
 from controlplane.domain.instance import Instance, InstanceAction, InstanceState
 from controlplane.domain.org import can_see_org
 from controlplane.schemas.common import Page
-from controlplane.schemas.instance import InstanceCreate
+from controlplane.schemas.instance import InstanceCreate, InstanceResize
 from controlplane.store import Store
 
 router = APIRouter(prefix="/instances", tags=["instances"])
@@ -79,12 +79,18 @@ def instance_actions(instance_id: str, store: StoreDep, who: UserDep) -> list[In
     return store.instances.actions(instance_id, who.org_path)
 
 
-def _act(
-    action: str, instance_id: str, request: Request, store: Store, who: Principal, rid: str
-) -> Instance:
+def _may_change(instance_id: str, request: Request, store: Store, who: Principal) -> Instance:
+    """Name the audit target and require the right to change the instance (404 if unseen)."""
     current = store.instances.get(instance_id, who.org_path)
     audit_target(request, "instance", instance_id, current.org_path)
     require_mutate(who, current.org_path)
+    return current
+
+
+def _act(
+    action: str, instance_id: str, request: Request, store: Store, who: Principal, rid: str
+) -> Instance:
+    _may_change(instance_id, request, store, who)
     return store.instances.request(
         instance_id, action, scope=who.org_path, actor=who.name, request_id=rid
     )
@@ -116,6 +122,32 @@ def reboot(
 ) -> Instance:
     """Reboot a RUNNING instance."""
     return _act("reboot", instance_id, request, store, who, rid)
+
+
+@router.post(
+    "/{instance_id}/resize", name="instance.resize", status_code=202, response_model=Instance
+)
+def resize(
+    instance_id: str,
+    body: InstanceResize,
+    request: Request,
+    store: StoreDep,
+    who: UserDep,
+    rid: RequestId,
+) -> Instance:
+    """Give a STOPPED instance another flavor, in place on its host (no migration).
+
+    Quota and host usage move by the difference at once (403 ``quota.exceeded`` or 409
+    ``host.insufficient_capacity`` if the larger size does not fit, and nothing changes);
+    the agent redefines the shut-off domain, which finishes the ``resize`` action.
+    """
+    before = _may_change(instance_id, request, store, who).resources
+    resized = store.instances.resize(
+        instance_id, body.flavor, scope=who.org_path, actor=who.name, request_id=rid
+    )
+    if before.short_of(resized.resources):  # some dimension shrank: room was freed
+        request.app.state.pending.poke()
+    return resized
 
 
 @router.delete("/{instance_id}", name="instance.delete", status_code=202, response_model=Instance)
