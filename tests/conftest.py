@@ -27,10 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from controlplane.store import open_store
 from tests.api_helper import START, Api, FakeClock
 from tests.pg import PgCluster, PgUnavailable
+
+# Machines here are noisy: no per-example deadlines (tests assert behaviour, not time).
+# In CI the examples are derandomised, so a run is reproducible; local runs keep exploring.
+settings.register_profile(
+    "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 TEMPLATE_DB = "govcloud_template"
 SEEDED_DB = "govcloud_seeded"
