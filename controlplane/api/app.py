@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from controlplane.api import audit, errors
-from controlplane.api.routes import ROUTERS, metrics
+from controlplane.api.routes import ROUTERS, dashboard, metrics
 from controlplane.metrics.quota import QuotaCollector
 from controlplane.reconciler.pending import PendingLoop
 from controlplane.settings import Settings
@@ -49,4 +49,5 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.metrics = CollectorRegistry()
     app.state.metrics.register(QuotaCollector(store))
     app.include_router(metrics.router)
+    app.include_router(dashboard.router)
     return app
