@@ -57,6 +57,7 @@ from agents.drivers.base import (
     InstanceMetadata,
     PowerState,
 )
+from agents.metrics import AgentMetrics
 from agents.protocol.v1 import (
     ActualState,
     Assignment,
@@ -319,8 +320,10 @@ class Agent:
         *,
         clock: Clock | None = None,
         credential_store: CredentialStore | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else AgentMetrics()
         self.driver = driver
         self.control_plane = control_plane
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -338,6 +341,9 @@ class Agent:
         self._generation = UNKNOWN_GENERATION
         self._next_pass_at = float("-inf")
         self._heartbeat_interval_s = settings.heartbeat_interval_s
+        self._fence_after_s = 0.0
+        self._last_contact: float | None = None
+        self._isolated = False
         self.last_report: StatusReport | None = None
         self.passes = 0
 
@@ -432,20 +438,66 @@ class Agent:
                 "host=%s cannot list domains for the heartbeat: %s", credential.host_id, err
             )
             domains = 0
-        ack = self.control_plane.heartbeat(
-            credential,
-            Heartbeat(
-                capacity=self.settings.capacity.resources(),
-                domains=domains,
-                agent_version=agent_version(),
-            ),
-        )
+        try:
+            ack = self.control_plane.heartbeat(
+                credential,
+                Heartbeat(
+                    capacity=self.settings.capacity.resources(),
+                    domains=domains,
+                    agent_version=agent_version(),
+                ),
+            )
+        except Exception:
+            self.metrics.heartbeat_failures.inc()
+            raise
+        self.metrics.heartbeats.inc()
         if ack.heartbeat_interval_s > 0:
             self._heartbeat_interval_s = ack.heartbeat_interval_s
+        self._fence_after_s = ack.fence_after_s
+        self._last_contact = self.clock.monotonic()
+        if self._isolated:
+            log.warning("host=%s contact restored; reconciling", credential.host_id)
+            self._isolated = False
+            self._next_pass_at = float("-inf")
         log.debug("host=%s heartbeat ok; host state %s", credential.host_id, ack.host_state)
         return ack
 
     # -- reconciliation ---------------------------------------------------------------
+
+    @property
+    def isolated(self) -> bool:
+        """True while this host has fenced itself (see :meth:`check_isolation`)."""
+        return self._isolated
+
+    def check_isolation(self) -> bool:
+        """Fence this host if the control plane has been unreachable past the lease.
+
+        The control plane restarts a DOWN host's instances elsewhere only after
+        ``fence_after_s`` plus a margin (see ``domain/evacuation.py``), so an agent that is
+        alive but cut off (a network partition) powers its domains off first: no instance
+        ever runs on two hosts. Returns True when it fenced now. When contact returns, the
+        next pass starts what is still assigned here and deletes what moved away.
+        """
+        if self._isolated or self._fence_after_s <= 0 or self._last_contact is None:
+            return False
+        silent = self.clock.monotonic() - self._last_contact
+        if silent < self._fence_after_s:
+            return False
+        log.error(
+            "no contact with the control plane for %.0f s (lease %.0f s): powering off all "
+            "domains so they can be restarted elsewhere",
+            silent,
+            self._fence_after_s,
+        )
+        with self._pass_lock:
+            for domain in self.driver.list_domains():
+                if domain.state is not PowerState.STOPPED:
+                    try:
+                        self.driver.stop(domain.instance_id, force=True)
+                    except DriverError as err:
+                        log.error("instance=%s self-fence failed: %s", domain.instance_id, err)
+        self._isolated = True
+        return True
 
     def reconcile(self, assignments: AssignmentList) -> StatusReport:
         """One pass over ``assignments``: act on libvirt and return what to report.
@@ -466,6 +518,7 @@ class Agent:
         ]
         report = StatusReport(instances=statuses)
         self.passes += 1
+        self.metrics.passes.inc()
         return report
 
     def _fence(self, instance_id: str) -> None:
@@ -487,6 +540,7 @@ class Agent:
                 domain = self._apply(assignment, None)
         except DriverError as err:
             hint = " (temporary; will retry)" if err.temporary else ""
+            self.metrics.reconcile_errors.labels("instance").inc()
             log.error("instance=%s action=failed error=%s%s", instance_id, err.message, hint)
             if err.temporary:
                 self._retry_soon()
@@ -497,6 +551,7 @@ class Agent:
                 message=clean_message(f"{err.message}{hint}"),
             )
         except Exception as err:  # a bug must not stop the other instances
+            self.metrics.reconcile_errors.labels("instance").inc()
             log.exception("instance=%s action=failed unexpectedly", instance_id)
             return InstanceStatus(
                 instance_id=instance_id,
@@ -587,6 +642,7 @@ class Agent:
             report = self.reconcile(listing)
             self.control_plane.report_status(credential, report)
         except BaseException:
+            self.metrics.reconcile_errors.labels("pass").inc()
             self._next_pass_at = min(previous_due, now)  # still owed: retry without waiting
             raise
         self.last_report = report
@@ -713,6 +769,7 @@ class Agent:
                 failures += 1
                 interval = min(interval, self._backoff(failures))
                 log.warning("heartbeat failed: %s; next in %.1f s", err, interval)
+                self.check_isolation()
             except Exception:
                 log.exception("heartbeat failed unexpectedly")
             self.clock.wait(self._stopping, interval)

@@ -87,6 +87,11 @@ class AgentSettings(BaseSettings):
     hard_reboot: bool = False
     #: Longest delay between retries after the control plane or libvirt failed.
     max_backoff_s: float = Field(30.0, gt=0)
+    #: Port of the agent's Prometheus ``/metrics`` endpoint; None (default) serves none.
+    #: The documented port is 9273; 0 picks a free one (tests).
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    #: Address the metrics endpoint listens on (loopback unless set otherwise).
+    metrics_address: str = "127.0.0.1"
 
     @field_validator("control_plane_url")
     @classmethod

@@ -31,6 +31,7 @@ from agents.drivers.base import DriverError, HostDriver
 from agents.drivers.domainxml import DomainXmlOptions
 from agents.drivers.hostxml import write_host_xml
 from agents.drivers.libvirt import LibvirtDriver
+from agents.metrics import AgentMetrics, MetricsServer, TimedDriver, serve
 from agents.protocol.v1 import ActualState
 
 log = logging.getLogger("agents")
@@ -74,7 +75,18 @@ def build_agent(
         http_client=http_client,
         user_agent=f"govcloud-agent/{agent_version()}",
     )
-    return Agent(settings, driver if driver is not None else build_driver(settings), control_plane)
+    metrics = AgentMetrics()
+    timed = TimedDriver(driver if driver is not None else build_driver(settings), metrics)
+    metrics.watch_domains(timed)
+    return Agent(settings, timed, control_plane, metrics=metrics)
+
+
+def serve_metrics(agent: Agent) -> MetricsServer | None:
+    """Start the agent's ``/metrics`` endpoint if ``metrics_port`` is set."""
+    port = agent.settings.metrics_port
+    if port is None:
+        return None
+    return serve(agent.metrics, agent.settings.metrics_address, port)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,10 +131,17 @@ def run(argv: Sequence[str] | None = None) -> int:
         log.error("cannot prepare the state directory %s: %s", settings.state_dir, err)
         return 1
     try:
+        server = serve_metrics(agent)
+    except OSError as err:
+        log.error("cannot serve metrics on port %s: %s", settings.metrics_port, err)
+        return 1
+    try:
         if args.once:
             return _run_once(agent)
         return _run_forever(agent)
     finally:
+        if server is not None:
+            server.close()
         agent.control_plane.close()
         agent.driver.close()
 

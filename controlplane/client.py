@@ -30,8 +30,21 @@ from controlplane.domain.flavor import Flavor
 from controlplane.domain.host import Host
 from controlplane.domain.image import Image
 from controlplane.domain.instance import Instance, InstanceAction, InstanceState
+from controlplane.domain.lab import (
+    CatalogEntry,
+    Evidence,
+    Extension,
+    Stage,
+    Trial,
+    TrialDetail,
+    TrialEvent,
+    TrialState,
+    Vendor,
+)
+from controlplane.domain.maintenance import MaintenanceWindow
 from controlplane.domain.org import Organisation
 from controlplane.domain.quota import QuotaChange, QuotaDrift, QuotaEvent, QuotaReport, QuotaSet
+from controlplane.domain.server_group import ServerGroup
 from controlplane.schemas.catalog import (
     DataCentreCreate,
     DataCentreUpdate,
@@ -40,9 +53,29 @@ from controlplane.schemas.catalog import (
 )
 from controlplane.schemas.common import Page
 from controlplane.schemas.host import BootstrapToken, BootstrapTokenCreate, HostUpdate
-from controlplane.schemas.instance import InstanceCreate, InstanceResize
+from controlplane.schemas.instance import (
+    InstanceBatch,
+    InstanceCreate,
+    InstancePlacement,
+    InstanceResize,
+)
+from controlplane.schemas.lab import (
+    Cancel,
+    Decision,
+    EvidenceCreate,
+    ExtensionCreate,
+    ExtensionDecided,
+    SignoffCreate,
+    SignoffResult,
+    TemplateView,
+    TrialCreate,
+    VendorCreate,
+)
 from controlplane.schemas.org import OrgCreate
 from controlplane.schemas.quota import QuotaApply, QuotaVerify
+from controlplane.schemas.schedule import ScheduleRequest, ScheduleResult
+from controlplane.schemas.server_group import ServerGroupCreate
+from controlplane.schemas.sla import MaintenanceWindowCreate, SlaReport
 from controlplane.schemas.usage import UsageReport
 from controlplane.schemas.user import UserCreate, UserCreated, WhoAmI
 
@@ -65,12 +98,35 @@ _BOOTSTRAP = TypeAdapter(BootstrapToken)
 _INSTANCE_PAGE = TypeAdapter(Page[Instance])
 _INSTANCE = TypeAdapter(Instance)
 _ACTIONS = TypeAdapter(list[InstanceAction])
+_INSTANCE_BATCH = TypeAdapter(InstanceBatch)
+_PLACEMENT = TypeAdapter(InstancePlacement)
+_SCHEDULE_RESULT = TypeAdapter(ScheduleResult)
+_SERVER_GROUPS = TypeAdapter(list[ServerGroup])
+_SERVER_GROUP = TypeAdapter(ServerGroup)
 _AUDIT = TypeAdapter(list[AuditEvent])
 _QUOTA_REPORT = TypeAdapter(QuotaReport)
 _QUOTA_CHANGES = TypeAdapter(list[QuotaChange])
 _QUOTA_DRIFTS = TypeAdapter(list[QuotaDrift])
 _QUOTA_EVENTS = TypeAdapter(list[QuotaEvent])
 _USAGE_REPORT = TypeAdapter(UsageReport)
+_VENDORS = TypeAdapter(list[Vendor])
+_VENDOR = TypeAdapter(Vendor)
+_TEMPLATES = TypeAdapter(list[TemplateView])
+_TEMPLATE = TypeAdapter(TemplateView)
+_TRIALS = TypeAdapter(list[Trial])
+_TRIAL = TypeAdapter(Trial)
+_TRIAL_DETAIL = TypeAdapter(TrialDetail)
+_TRIAL_EVENTS = TypeAdapter(list[TrialEvent])
+_EXTENSION = TypeAdapter(Extension)
+_EXTENSION_DECIDED = TypeAdapter(ExtensionDecided)
+_EVIDENCE = TypeAdapter(Evidence)
+_EVIDENCE_LIST = TypeAdapter(list[Evidence])
+_SIGNOFF_RESULT = TypeAdapter(SignoffResult)
+_CATALOG = TypeAdapter(list[CatalogEntry])
+_CATALOG_ENTRY = TypeAdapter(CatalogEntry)
+_SLA_REPORT = TypeAdapter(SlaReport)
+_WINDOW = TypeAdapter(MaintenanceWindow)
+_WINDOWS = TypeAdapter(list[MaintenanceWindow])
 
 API_PREFIX = "/v1"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -336,6 +392,38 @@ class GovcloudClient:
         """``POST /v1/instances``: PENDING or SCHEDULED; the host's agent builds it."""
         return self._send("POST", "/instances", _INSTANCE, body)
 
+    def create_instances(self, body: InstanceCreate) -> list[Instance]:
+        """``POST /v1/instances`` with any ``count``: every instance created."""
+        response = self._request("POST", "/instances", body=body)
+        data = response.json()
+        if isinstance(data, dict) and "items" in data:
+            return _parse(response, _INSTANCE_BATCH).items
+        return [_parse(response, _INSTANCE)]
+
+    def instance_placement(self, instance_id: str) -> InstancePlacement:
+        """``GET /v1/instances/{id}/placement``: the scheduler's last explanation."""
+        return self._get(f"/instances/{_seg(instance_id)}/placement", _PLACEMENT)
+
+    def schedule(self, body: ScheduleRequest) -> ScheduleResult:
+        """``POST /v1/schedule``: a dry run (nothing is created)."""
+        return self._send("POST", "/schedule", _SCHEDULE_RESULT, body)
+
+    def list_server_groups(self, *, project: str | None = None) -> list[ServerGroup]:
+        """``GET /v1/server-groups``."""
+        return self._get("/server-groups", _SERVER_GROUPS, project=project)
+
+    def get_server_group(self, group_id: str) -> ServerGroup:
+        """``GET /v1/server-groups/{id}``."""
+        return self._get(f"/server-groups/{_seg(group_id)}", _SERVER_GROUP)
+
+    def create_server_group(self, body: ServerGroupCreate) -> ServerGroup:
+        """``POST /v1/server-groups``."""
+        return self._send("POST", "/server-groups", _SERVER_GROUP, body)
+
+    def delete_server_group(self, group_id: str) -> None:
+        """``DELETE /v1/server-groups/{id}`` (refused while it has live members)."""
+        self._request("DELETE", f"/server-groups/{_seg(group_id)}")
+
     def start_instance(self, instance_id: str) -> Instance:
         """``POST /v1/instances/{id}/start``."""
         return self._send("POST", f"/instances/{_seg(instance_id)}/start", _INSTANCE)
@@ -391,6 +479,118 @@ class GovcloudClient:
         """``GET /v1/usage``: usage per project in ``org``'s subtree (default: the caller's
         scope) in ``month`` (``YYYY-MM``, UTC), with per-ministry totals."""
         return self._get("/usage", _USAGE_REPORT, month=month, org=org)
+
+    # -- SLA and maintenance windows -------------------------------------------------------
+
+    def sla_report(
+        self, month: str, *, ministry: str | None = None, everything: bool = False
+    ) -> SlaReport:
+        """``GET /v1/sla/report``: one ministry's SLA in ``month`` (default: the caller's
+        own, or every ministry for root-scoped callers); ``everything`` asks for all."""
+        return self._get(
+            "/sla/report", _SLA_REPORT, month=month, ministry=ministry,
+            all="true" if everything else None,
+        )  # fmt: skip
+
+    def list_maintenance_windows(
+        self, *, month: str | None = None, datacentre: str | None = None
+    ) -> list[MaintenanceWindow]:
+        """``GET /v1/maintenance-windows``: the windows that affect the caller."""
+        return self._get("/maintenance-windows", _WINDOWS, month=month, datacentre=datacentre)
+
+    def get_maintenance_window(self, window_id: str) -> MaintenanceWindow:
+        """``GET /v1/maintenance-windows/{id}``."""
+        return self._get(f"/maintenance-windows/{_seg(window_id)}", _WINDOW)
+
+    def create_maintenance_window(self, body: MaintenanceWindowCreate) -> MaintenanceWindow:
+        """``POST /v1/maintenance-windows``: announce a window (platform admins)."""
+        return self._send("POST", "/maintenance-windows", _WINDOW, body)
+
+    def delete_maintenance_window(self, window_id: str) -> None:
+        """``DELETE /v1/maintenance-windows/{id}``: withdraw a window."""
+        self._request("DELETE", f"/maintenance-windows/{_seg(window_id)}")
+
+    # -- Cloud Open Lab --------------------------------------------------------------------
+
+    def lab_templates(self) -> list[TemplateView]:
+        """``GET /v1/lab/templates``."""
+        return self._get("/lab/templates", _TEMPLATES)
+
+    def lab_template(self, name: str) -> TemplateView:
+        """``GET /v1/lab/templates/{name}``."""
+        return self._get(f"/lab/templates/{_seg(name)}", _TEMPLATE)
+
+    def lab_vendors(self) -> list[Vendor]:
+        """``GET /v1/lab/vendors``."""
+        return self._get("/lab/vendors", _VENDORS)
+
+    def create_lab_vendor(self, body: VendorCreate) -> Vendor:
+        """``POST /v1/lab/vendors``: enrol a vendor (its org node under ``openlab``)."""
+        return self._send("POST", "/lab/vendors", _VENDOR, body)
+
+    def create_trial(self, body: TrialCreate) -> Trial:
+        """``POST /v1/lab/trials``: a trial request (waits for a lab operator)."""
+        return self._send("POST", "/lab/trials", _TRIAL, body)
+
+    def list_trials(
+        self,
+        *,
+        state: TrialState | None = None,
+        stage: Stage | None = None,
+        vendor: str | None = None,
+        ministry: str | None = None,
+    ) -> list[Trial]:
+        """``GET /v1/lab/trials``: the trials the caller may see."""
+        return self._get(
+            "/lab/trials",
+            _TRIALS,
+            state=state.value if state else None,
+            stage=stage.value if stage else None,
+            vendor=vendor,
+            ministry=ministry,
+        )
+
+    def get_trial(self, trial_id: str) -> TrialDetail:
+        """``GET /v1/lab/trials/{id}``: the trial with history, evidence and servers."""
+        return self._get(f"/lab/trials/{_seg(trial_id)}", _TRIAL_DETAIL)
+
+    def trial_events(self, trial_id: str) -> list[TrialEvent]:
+        """``GET /v1/lab/trials/{id}/events``."""
+        return self._get(f"/lab/trials/{_seg(trial_id)}/events", _TRIAL_EVENTS)
+
+    def trial_action(self, trial_id: str, action: str, body: Decision | Cancel) -> Trial:
+        """``POST /v1/lab/trials/{id}/approve|reject|cancel``."""
+        return self._send("POST", f"/lab/trials/{_seg(trial_id)}/{_seg(action)}", _TRIAL, body)
+
+    def request_extension(self, trial_id: str, body: ExtensionCreate) -> Extension:
+        """``POST /v1/lab/trials/{id}/extensions``: more time, pending approval."""
+        return self._send("POST", f"/lab/trials/{_seg(trial_id)}/extensions", _EXTENSION, body)
+
+    def decide_extension(self, trial_id: str, approve: bool, body: Decision) -> ExtensionDecided:
+        """``POST /v1/lab/trials/{id}/extensions/approve|reject``."""
+        verb = "approve" if approve else "reject"
+        path = f"/lab/trials/{_seg(trial_id)}/extensions/{verb}"
+        return self._send("POST", path, _EXTENSION_DECIDED, body)
+
+    def add_evidence(self, trial_id: str, body: EvidenceCreate) -> Evidence:
+        """``POST /v1/lab/trials/{id}/evidence``: attach to the current stage."""
+        return self._send("POST", f"/lab/trials/{_seg(trial_id)}/evidence", _EVIDENCE, body)
+
+    def list_evidence(self, trial_id: str) -> list[Evidence]:
+        """``GET /v1/lab/trials/{id}/evidence``."""
+        return self._get(f"/lab/trials/{_seg(trial_id)}/evidence", _EVIDENCE_LIST)
+
+    def signoff(self, trial_id: str, body: SignoffCreate) -> SignoffResult:
+        """``POST /v1/lab/trials/{id}/signoff``: the current stage is complete."""
+        return self._send("POST", f"/lab/trials/{_seg(trial_id)}/signoff", _SIGNOFF_RESULT, body)
+
+    def lab_catalog(self, vendor: str | None = None) -> list[CatalogEntry]:
+        """``GET /v1/lab/catalog``: certified offerings."""
+        return self._get("/lab/catalog", _CATALOG, vendor=vendor)
+
+    def lab_catalog_entry(self, trial_id: str) -> CatalogEntry:
+        """``GET /v1/lab/catalog/{id}``."""
+        return self._get(f"/lab/catalog/{_seg(trial_id)}", _CATALOG_ENTRY)
 
     # -- audit -----------------------------------------------------------------------------
 

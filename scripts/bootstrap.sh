@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 want=(libvirt-dev pkg-config python3-venv)
 if [[ "${1:-}" == "--e2e" ]]; then
     want+=(libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
-           busybox-static cpio postgresql iproute2 chromium openssh-server)
+           busybox-static cpio postgresql iproute2 chromium openssh-server prometheus)
 fi
 missing=()
 for pkg in "${want[@]}"; do

@@ -52,6 +52,10 @@ class HeartbeatAck(BaseModel):
 
     host_state: str
     heartbeat_interval_s: float
+    #: Self-fencing lease: after this long without a successful heartbeat the agent powers
+    #: off its domains, because the control plane may restart them on another host
+    #: (evacuation). 0 means never (no evacuation for this host).
+    fence_after_s: float = 0.0
 
 
 class DesiredState(StrEnum):

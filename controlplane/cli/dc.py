@@ -11,7 +11,7 @@ from controlplane.cli.crud import add_read_commands
 from controlplane.cli.errors import CliProblem, validated
 from controlplane.cli.output import Column, OutputFormat, OutputOpt, emit_one, note
 from controlplane.client import GovcloudClient
-from controlplane.domain.datacentre import DataCentre, DataCentreState
+from controlplane.domain.datacentre import DataCentre, DataCentreState, PlacementPolicy
 from controlplane.schemas.catalog import DataCentreCreate, DataCentreUpdate
 
 app = typer.Typer(help="Data centres.", no_args_is_help=True)
@@ -21,6 +21,7 @@ COLUMNS: list[Column[DataCentre]] = [
     Column("NAME", lambda d: d.name),
     Column("LOCATION", lambda d: d.location),
     Column("STATE", lambda d: d.state),
+    Column("POLICY", lambda d: d.placement_policy),
 ]
 
 add_read_commands(
@@ -43,10 +44,16 @@ def create(
     code: CodeArg,
     name: Annotated[str, typer.Option("--name", help="display name, e.g. Taipei 1")],
     location: Annotated[str, typer.Option("--location", help="city or site")] = "",
+    policy: Annotated[
+        PlacementPolicy | None,
+        typer.Option("--policy", help="default placement policy: pack or spread"),
+    ] = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Add a data centre (platform-admins only)."""
-    body = validated(DataCentreCreate, code=code, name=name, location=location)
+    body = validated(
+        DataCentreCreate, code=code, name=name, location=location, placement_policy=policy
+    )
     created = api(ctx).create_datacentre(body)
     note(
         f"Created data centre {created.code}. Enrol hosts with `govcloud host token create "
@@ -65,12 +72,18 @@ def update(
         DataCentreState | None,
         typer.Option("--state", help="draining stops new placements; retired closes it"),
     ] = None,
+    policy: Annotated[
+        PlacementPolicy | None,
+        typer.Option("--policy", help="default placement policy: pack or spread"),
+    ] = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Change a data centre's name, location or state."""
-    if name is None and location is None and state is None:
+    """Change a data centre's name, location, state or placement policy."""
+    if name is None and location is None and state is None and policy is None:
         raise CliProblem(
-            "nothing to change", hint="give at least one of --name, --location, --state"
+            "nothing to change", hint="give at least one of --name, --location, --state, --policy"
         )
-    body = validated(DataCentreUpdate, name=name, location=location, state=state)
+    body = validated(
+        DataCentreUpdate, name=name, location=location, state=state, placement_policy=policy
+    )
     emit_one(api(ctx).update_datacentre(code, body), output)

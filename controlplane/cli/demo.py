@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -43,14 +44,17 @@ from controlplane.cli import demo_data as data
 from controlplane.cli.errors import CliProblem, ExitCode
 from controlplane.cli.host import UTILISATION
 from controlplane.cli.output import Column, err_console, out_console, table
+from controlplane.cli.sla import print_tables as print_sla
 from controlplane.client import ApiError, ApiUnreachable, GovcloudClient
 from controlplane.domain.auth import Role
 from controlplane.domain.host import Host
 from controlplane.domain.instance import Instance, InstanceState
+from controlplane.domain.metering import Month
 from controlplane.schemas.catalog import DataCentreCreate, FlavorCreate, ImageCreate
 from controlplane.schemas.host import BootstrapTokenCreate
 from controlplane.schemas.instance import InstanceCreate
 from controlplane.schemas.org import OrgCreate
+from controlplane.schemas.sla import SlaReport
 from controlplane.schemas.user import UserCreate
 
 S = InstanceState
@@ -99,6 +103,8 @@ class DemoResult:
     instances: list[Instance] = field(default_factory=list)
     hosts: list[Host] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: This month's SLA report of every ministry, as the platform admin sees it.
+    sla: SlaReport | None = None
 
 
 # -- child processes ----------------------------------------------------------------------
@@ -297,6 +303,9 @@ class Demo:
                 admin.iter_instances(), key=lambda i: (i.org_path, i.name)
             )
             self.result.hosts = sorted(admin.list_hosts(), key=lambda h: (h.datacentre, h.name))
+            with self.phase("Computing this month's SLA report"):
+                month = str(Month.of(datetime.now(UTC)))
+                self.result.sla = admin.sla_report(month, everything=True)
         finally:
             admin.close()
         self.result.timings["total"] = time.monotonic() - self.began
@@ -506,6 +515,8 @@ def print_report(result: DemoResult, console: Console) -> None:
         *UTILISATION,
     ]
     console.print(table(result.hosts, columns, title="Per-host utilisation (used/usable)"))
+    if result.sla is not None:
+        print_sla(result.sla, console)
 
 
 def print_serve_info(result: DemoResult, console: Console) -> None:

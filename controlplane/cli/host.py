@@ -12,6 +12,7 @@ import typer
 
 from controlplane.cli.context import api
 from controlplane.cli.crud import add_read_commands
+from controlplane.cli.enrol import decommission, enrol
 from controlplane.cli.errors import CliProblem, validated
 from controlplane.cli.output import Column, OutputFormat, OutputOpt, emit_list, emit_one, note
 from controlplane.client import GovcloudClient
@@ -49,6 +50,8 @@ COLUMNS: list[Column[Host]] = [
 
 
 add_read_commands(app, noun="host", key="name", get_fn=GovcloudClient.get_host)
+app.command("enrol")(enrol)
+app.command("decommission")(decommission)
 
 
 @app.command("list")
@@ -61,7 +64,7 @@ def list_hosts(
     """Hosts with their state and what is allocated of each resource."""
     hosts = api(ctx).list_hosts(datacentre=dc, state=state.value if state else None)
     hosts.sort(key=lambda h: (h.datacentre, h.name))
-    hint = "Enrol one: `govcloud host token create --dc DC`, then start govcloud-agent with it."
+    hint = "Enrol hosts with `govcloud host enrol --inventory FILE --dc DC` (docs/enrolment.md)."
     emit_list(hosts, COLUMNS, output, empty=f"No hosts match. {hint}")
 
 

@@ -20,10 +20,15 @@ from controlplane.cli import (
     flavor,
     host,
     image,
+    lab,
     login,
+    maintenance,
     org,
+    plan,
     quota,
+    schedule,
     server,
+    sla,
     usage,
     user,
 )
@@ -78,9 +83,14 @@ app.add_typer(host.app, name="host")
 app.add_typer(flavor.app, name="flavor")
 app.add_typer(image.app, name="image")
 app.add_typer(server.app, name="server")
+app.command("schedule")(schedule.schedule)
 app.add_typer(audit.app, name="audit")
 app.add_typer(quota.app, name="quota")
 app.add_typer(usage.app, name="usage")
+app.add_typer(lab.app, name="lab")
+app.add_typer(plan.app, name="plan")
+app.add_typer(sla.app, name="sla")
+app.add_typer(maintenance.app, name="maintenance")
 app.command("demo")(demo.demo)
 
 

@@ -26,11 +26,15 @@ from controlplane.cli.output import (
     err_console,
     note,
 )
+from controlplane.cli.schedule import explanation_lines
+from controlplane.cli.server_group import app as group_app
 from controlplane.client import GovcloudClient, WaitTimeout, wait_for_instance
+from controlplane.domain.datacentre import PlacementPolicy
 from controlplane.domain.instance import Instance, InstanceAction, InstanceState
 from controlplane.schemas.instance import InstanceCreate, InstanceResize
 
 app = typer.Typer(help="Servers (instances, VMs).", no_args_is_help=True)
+app.add_typer(group_app, name="group")
 
 S = InstanceState
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -193,26 +197,67 @@ def _finish(
 @app.command("create")
 def create(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="e.g. web-01")],
+    name: Annotated[str, typer.Argument(help="e.g. web-01 (with --count: web-01-1 ..)")],
     project: Annotated[str, typer.Option("--project", "-p", help="project code")],
     flavor: Annotated[str, typer.Option("--flavor", "-f", help="`govcloud flavor list`")],
     image: Annotated[str, typer.Option("--image", "-i", help="`govcloud image list`")],
     dc: Annotated[
         str | None, typer.Option("--dc", help="pin to this data centre (default: any)")
     ] = None,
+    count: Annotated[
+        int, typer.Option("--count", "-n", help="create N servers as one placement decision")
+    ] = 1,
+    partial: Annotated[
+        bool,
+        typer.Option("--partial", help="with --count: place what fits, keep the rest PENDING"),
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option("--group", "-g", help="server group (name or id)")
+    ] = None,
+    trait: Annotated[
+        list[str] | None, typer.Option("--trait", help="required host trait (repeatable)")
+    ] = None,
+    forbid_trait: Annotated[
+        list[str] | None, typer.Option("--forbid-trait", help="forbidden trait (repeatable)")
+    ] = None,
+    policy: Annotated[
+        PlacementPolicy | None, typer.Option("--policy", help="override the DC's policy")
+    ] = None,
     wait: Wait = False,
     timeout: Timeout = DEFAULT_TIMEOUT_S,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Create a server; with --wait, follow it until RUNNING."""
+    """Create a server (or --count N); with --wait, follow it until RUNNING."""
     client = api(ctx)
     body = validated(
-        InstanceCreate, name=name, project=project, flavor=flavor, image=image, datacentre=dc
+        InstanceCreate,
+        name=name,
+        project=project,
+        flavor=flavor,
+        image=image,
+        datacentre=dc,
+        count=count if count != 1 else None,
+        all_or_nothing=False if partial else None,
+        server_group=group,
+        required_traits=trait,
+        forbidden_traits=forbid_trait,
+        policy=policy,
     )
-    inst = client.create_instance(body)
-    where = f" on {placement(inst)}" if inst.host_name else ""
-    message = f"Created {inst.name} ({inst.id}): {inst.state.value}{where}."
-    _finish(ctx, client, inst, message, output, (frozenset({S.RUNNING}), timeout) if wait else None)
+    if count == 1:
+        inst = client.create_instance(body)
+        where = f" on {placement(inst)}" if inst.host_name else ""
+        message = f"Created {inst.name} ({inst.id}): {inst.state.value}{where}."
+        wait_for = (frozenset({S.RUNNING}), timeout) if wait else None
+        _finish(ctx, client, inst, message, output, wait_for)
+        return
+    created = client.create_instances(body)
+    placed = sum(i.state is not S.PENDING for i in created)
+    note(f"Created {len(created)} servers: {placed} placed, {len(created) - placed} pending.")
+    if wait:
+        for inst in created:
+            follow(ctx, client, inst, frozenset({S.RUNNING}), timeout_s=timeout)
+        created = [client.get_instance(i.id) for i in created]
+    emit_list(created, COLUMNS, output, empty="Nothing created.")
 
 
 @app.command("list")
@@ -252,9 +297,34 @@ def list_servers(
 
 @app.command("show")
 def show(ctx: typer.Context, server: Ref, output: OutputOpt = OutputFormat.TABLE) -> None:
-    """One server, with its placement, pending reason or fault."""
+    """One server, with its placement, pending reason or fault, and the scheduler's
+    last explanation."""
     client = api(ctx)
-    emit_one(client.get_instance(resolve(client, server)), output)
+    inst = client.get_instance(resolve(client, server))
+    if output is not OutputFormat.TABLE or inst.placement is None:
+        emit_one(inst, output)
+        return
+    emit_one(inst.model_copy(update={"placement": None}), output)
+    for line in explanation_lines(inst.placement):
+        note(line)
+
+
+@app.command("why")
+def why(ctx: typer.Context, server: Ref, output: OutputOpt = OutputFormat.TABLE) -> None:
+    """Why the server is where it is, or why it is still PENDING: hosts evaluated,
+    rejections per check with examples, and which dimension ran out where."""
+    client = api(ctx)
+    found = client.instance_placement(resolve(client, server))
+    if output is not OutputFormat.TABLE:
+        emit_one(found, output)
+        return
+    where = f"{found.datacentre}/{found.host_name}" if found.host_name else "no host yet"
+    note(f"{found.name} ({found.instance_id}): {found.state.value}, {where}")
+    if found.explanation is None:
+        note(found.pending_reason or "no placement decision recorded")
+        return
+    for line in explanation_lines(found.explanation):
+        note(line)
 
 
 @app.command("actions")

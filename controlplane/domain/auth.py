@@ -21,6 +21,8 @@ class Role(StrEnum):
 
     PLATFORM_ADMIN = "platform-admin"
     MINISTRY_ADMIN = "ministry-admin"
+    #: Runs the Cloud Open Lab: approves trials and extensions, signs certifications.
+    LAB_OPERATOR = "lab-operator"
     MEMBER = "member"
     AUDITOR = "auditor"
     AGENT = "agent"
@@ -31,6 +33,7 @@ class UserRole(StrEnum):
 
     PLATFORM_ADMIN = Role.PLATFORM_ADMIN.value
     MINISTRY_ADMIN = Role.MINISTRY_ADMIN.value
+    LAB_OPERATOR = Role.LAB_OPERATOR.value
     MEMBER = Role.MEMBER.value
     AUDITOR = Role.AUDITOR.value
 

@@ -1,4 +1,4 @@
-"""Data centres: the consolidated sites that hosts live in."""
+"""Data centres: the consolidated sites that hosts live in, and placement policies."""
 
 from __future__ import annotations
 
@@ -17,10 +17,28 @@ class DataCentreState(StrEnum):
     RETIRED = "retired"
 
 
+class PlacementPolicy(StrEnum):
+    """How the scheduler ranks the hosts that can take a request.
+
+    ``pack`` fills the fewest hosts (already used hosts first, tightest fit; then the empty
+    host that holds the most copies), so idle hosts can be powered down: the consolidation
+    goal. ``spread`` balances load (the host with the largest free fraction left after the
+    claim wins), for resilience.
+    """
+
+    PACK = "pack"
+    SPREAD = "spread"
+
+
+#: The policy when neither the request nor a data centre names one.
+DEFAULT_POLICY = PlacementPolicy.SPREAD
+
+
 class DataCentre(BaseModel):
-    """One consolidated data centre."""
+    """One consolidated data centre, with the placement policy its requests default to."""
 
     code: Code
     name: Text
     location: Text = ""
     state: DataCentreState = DataCentreState.ACTIVE
+    placement_policy: PlacementPolicy = DEFAULT_POLICY

@@ -13,12 +13,22 @@ from controlplane.domain.resources import Resources
 
 
 class HostState(StrEnum):
-    """Whether a host takes new placements (only ACTIVE does)."""
+    """Whether a host takes new placements (only ACTIVE does).
+
+    Operators set ACTIVE, MAINTENANCE and DISABLED. SUSPECT and DOWN are set by the
+    liveness loop (``domain/liveness.py``) when heartbeats stop, and cleared by the next
+    heartbeat.
+    """
 
     ACTIVE = "active"
     MAINTENANCE = "maintenance"
     DISABLED = "disabled"
+    SUSPECT = "suspect"
     DOWN = "down"
+
+
+#: States only the liveness loop sets (an operator cannot).
+LIVENESS_STATES: frozenset[HostState] = frozenset({HostState.SUSPECT, HostState.DOWN})
 
 
 class AllocationRatios(BaseModel):

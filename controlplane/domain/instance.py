@@ -6,6 +6,7 @@ States::
        |           |            |          |           |
        +-----------+------------+----------+-----------+--> DELETING -> DELETED
     any live state -> ERROR (agent reported a failure, or the domain vanished)
+    any placed state -> UNKNOWN (its host went DOWN) -> what the agent reports on return
 
 ``desired_power`` and ``reboot_seq`` carry the user's intent; the agent converges the
 host to them and reports what it sees, which moves ``state``.
@@ -38,6 +39,8 @@ class InstanceState(StrEnum):
     RUNNING = "RUNNING"
     STOPPED = "STOPPED"
     ERROR = "ERROR"
+    #: The instance's host is DOWN: nobody knows whether it runs (the SLA counts it down).
+    UNKNOWN = "UNKNOWN"
     DELETING = "DELETING"
     DELETED = "DELETED"
 
@@ -52,11 +55,12 @@ class PowerIntent(StrEnum):
 S = InstanceState
 TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
     S.PENDING: frozenset({S.SCHEDULED, S.DELETED, S.ERROR}),
-    S.SCHEDULED: frozenset({S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.DELETING}),
-    S.BUILDING: frozenset({S.RUNNING, S.STOPPED, S.ERROR, S.DELETING}),
-    S.RUNNING: frozenset({S.STOPPED, S.ERROR, S.DELETING}),
-    S.STOPPED: frozenset({S.RUNNING, S.ERROR, S.DELETING}),
-    S.ERROR: frozenset({S.RUNNING, S.STOPPED, S.DELETING}),
+    S.SCHEDULED: frozenset({S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING}),
+    S.BUILDING: frozenset({S.RUNNING, S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING}),
+    S.RUNNING: frozenset({S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING}),
+    S.STOPPED: frozenset({S.RUNNING, S.ERROR, S.UNKNOWN, S.DELETING}),
+    S.ERROR: frozenset({S.RUNNING, S.STOPPED, S.UNKNOWN, S.DELETING}),
+    S.UNKNOWN: frozenset({S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.DELETING}),
     S.DELETING: frozenset({S.DELETED}),
     S.DELETED: frozenset(),
 }
@@ -67,12 +71,14 @@ ACTION_ALLOWED: dict[str, frozenset[InstanceState]] = {
     "stop": frozenset({S.RUNNING, S.BUILDING, S.SCHEDULED}),
     "reboot": frozenset({S.RUNNING}),
     "resize": frozenset({S.STOPPED}),
-    "delete": frozenset({S.PENDING, S.SCHEDULED, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR}),
+    "delete": frozenset(
+        {S.PENDING, S.SCHEDULED, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.UNKNOWN}
+    ),
 }
 
 #: States in which an instance holds a claim on a host.
 CLAIMING: frozenset[InstanceState] = frozenset(
-    {S.SCHEDULED, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.DELETING}
+    {S.SCHEDULED, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING}
 )
 
 
@@ -94,6 +100,51 @@ def check_action(action: str, state: InstanceState, instance_id: str) -> None:
             state=state.value,
             allowed=sorted(s.value for s in allowed),
         )
+
+
+#: Rejected hosts kept as examples per check in an explanation (the rest are only counted).
+EXAMPLES_PER_CHECK = 5
+
+
+class HostRejection(BaseModel):
+    """One host a check turned down, and why."""
+
+    host: str
+    check: str
+    reason: str
+
+
+class PlacementExplanation(BaseModel):
+    """What the scheduler did for one decision, bounded in size whatever the fleet.
+
+    ``rejected`` counts the hosts each check turned down (each host is counted by the
+    first check it failed, checks run cheapest first); ``examples`` holds at most
+    :data:`EXAMPLES_PER_CHECK` hosts per check with the reason; ``capacity_short`` counts,
+    per dimension, the hosts the capacity check found short of it; ``fits_when_free``
+    counts the hosts that were only full (the request would fit there once room frees).
+    """
+
+    outcome: str
+    message: str
+    policy: str
+    seed: int = 0
+    requested: int = 1
+    placed: int = 0
+    evaluated: int = 0
+    feasible: int = 0
+    datacentre: str | None = None
+    group: str | None = None
+    rejected: dict[str, int] = {}
+    examples: list[HostRejection] = []
+    capacity_short: dict[str, int] = {}
+    fits_when_free: int = 0
+    hosts: list[str] = []
+
+
+class NoValidHost(InvalidState):
+    """An all-or-nothing multi-instance request cannot be placed whole: nothing is stored."""
+
+    code = "placement.no_valid_host"
 
 
 class Instance(BaseModel):
@@ -119,6 +170,10 @@ class Instance(BaseModel):
     created_at: datetime
     updated_at: datetime
     launched_at: datetime | None = None
+    #: The server group (id) the instance belongs to, if any.
+    server_group: str | None = None
+    #: The last placement decision about this instance and why (see ``server why``).
+    placement: PlacementExplanation | None = None
 
 
 class InstanceAction(BaseModel):

@@ -1,5 +1,9 @@
-"""Prometheus metrics: instruments and collectors, exposed at ``/metrics``.
+"""Prometheus metrics of the control plane: instruments and collectors, exposed at ``/metrics``.
 
-Collectors read the store at scrape time, so every replica reports the same numbers and
-nothing is kept in process memory (replicas and restarts are invisible to the series).
+One module per area: ``api`` (request latency and errors, per replica), ``scheduler``
+(decisions from :class:`~controlplane.scheduler.record.DecisionRecord`, per replica),
+``reconcile`` (background-loop passes and failures, per replica), and collectors that read
+the shared database at scrape time, so every replica reports the same fleet-wide numbers:
+``instances``, ``provisioning``, ``hosts``, ``capacity``, ``quota``. ``registry`` assembles
+them into one :class:`~prometheus_client.CollectorRegistry` per app (no global registry).
 """

@@ -1,29 +1,39 @@
-"""Quota gauges per organisation node and dimension, read from the store at scrape time."""
+"""Quota gauges per organisation node and dimension, read from the store at scrape time.
+
+``govcloud_quota_used``, ``_limit``, ``_usage_ratio`` (used / limit, only where a limit is
+set), ``_soft_threshold_ratio`` and ``_soft_threshold_reached``, labelled by ``org`` (the
+node's code), ``kind`` (root, ministry, agency, project) and ``dimension``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from controlplane.store import Store
 
 LABELS = ["org", "kind", "dimension"]
 
 
-class QuotaCollector(Collector):
-    """``govcloud_quota_used``, ``_limit``, ``_soft_threshold_ratio``, ``_soft_reached``."""
+class QuotaSource:
+    """Quota usage, limits and ratios for every node that has a quota row."""
+
+    name = "quota"
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def collect(self) -> Iterator[Metric]:
+    def families(self) -> list[Metric]:
+        """One read of every quota node."""
         used = GaugeMetricFamily(
             "govcloud_quota_used", "Usage of the node's whole subtree", labels=LABELS
         )
         limit = GaugeMetricFamily(
             "govcloud_quota_limit", "Limit of the node (absent: unlimited)", labels=LABELS
+        )
+        usage_ratio = GaugeMetricFamily(
+            "govcloud_quota_usage_ratio",
+            "Usage of the node's subtree divided by its limit (only limited dimensions)",
+            labels=LABELS,
         )
         ratio = GaugeMetricFamily(
             "govcloud_quota_soft_threshold_ratio",
@@ -44,5 +54,7 @@ class QuotaCollector(Collector):
                     continue
                 labels = [node.org, node.kind, dimension]
                 limit.add_metric(labels, cap)
+                amount = node.usage.get(dimension, 0)
+                usage_ratio.add_metric(labels, amount / cap if cap > 0 else float(amount > 0))
                 reached.add_metric(labels, 1.0 if dimension in node.over_soft_threshold else 0.0)
-        yield from (used, limit, ratio, reached)
+        return [used, limit, usage_ratio, ratio, reached]

@@ -1,60 +1,156 @@
-"""Feasibility checks, in cost order. Each returns ``None`` (host passes) or a reason."""
+"""Feasibility checks, in cost order, as small named units.
+
+Each :class:`Check` has a fast ``rejects(host, ctx)`` (run for every host) and a
+``reason(host, ctx)`` (formatted only for the few hosts kept as examples in an
+explanation). Adding a check means writing one ``Check`` here and adding it to
+:data:`CHECKS` at its cost rank.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from controlplane.domain.host import HostState
-from controlplane.domain.resources import UNITS
-from controlplane.scheduler.view import HostView, PlacementRequest
-
-Check = Callable[[HostView, PlacementRequest], str | None]
-
-
-def host_state(host: HostView, _request: PlacementRequest) -> str | None:
-    """Only active hosts in active data centres take new instances."""
-    if host.state is not HostState.ACTIVE:
-        return f"host is {host.state.value}"
-    if not host.datacentre_active:
-        return f"data centre {host.datacentre} is not active"
-    return None
+from controlplane.domain.resources import DIMENSIONS, UNITS
+from controlplane.domain.server_group import GroupPolicy
+from controlplane.scheduler.context import Context
+from controlplane.scheduler.view import SCHEDULABLE, HostView
 
 
-def datacentre(host: HostView, request: PlacementRequest) -> str | None:
-    """Honour the requested data centre."""
-    if request.datacentre is not None and host.datacentre != request.datacentre:
-        return f"in data centre {host.datacentre}, not {request.datacentre}"
-    return None
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One named feasibility rule."""
+
+    name: str
+    rejects: Callable[[HostView, Context], bool]
+    reason: Callable[[HostView, Context], str]
+    #: Whether the check can reject anything for this request (skipped when not).
+    applies: Callable[[Context], bool] = lambda _ctx: True
+
+    def __call__(self, host: HostView, ctx: Context) -> str | None:
+        """The reason ``host`` is rejected, or None if it passes."""
+        return self.reason(host, ctx) if self.rejects(host, ctx) else None
 
 
-def traits(host: HostView, request: PlacementRequest) -> str | None:
-    """Required traits must be present, forbidden ones absent."""
-    missing = sorted(request.required_traits - host.traits)
-    if missing:
-        return f"lacks trait(s) {', '.join(missing)}"
-    present = sorted(request.forbidden_traits & host.traits)
-    if present:
-        return f"has forbidden trait(s) {', '.join(present)}"
-    return None
+# -- host_state: only schedulable hosts in active data centres --------------------------------
 
 
-def capacity(host: HostView, request: PlacementRequest) -> str | None:
-    """Every dimension must fit in the host's free capacity under its ratios."""
-    free = host.free
-    short = request.resources.short_of(free)
-    if not short:
-        return None
-    return "; ".join(
-        f"{d}: needs {getattr(request.resources, d)} {UNITS[d]}, "
-        f"{getattr(free, d)} free of {getattr(host.usable, d)}"
-        for d in short
+def _state_rejects(host: HostView, _ctx: Context) -> bool:
+    return host.state not in SCHEDULABLE or not host.datacentre_active
+
+
+def _state_reason(host: HostView, _ctx: Context) -> str:
+    if host.state not in SCHEDULABLE:
+        return f"host is {host.state}"
+    return f"data centre {host.datacentre} is not active"
+
+
+host_state = Check("host_state", _state_rejects, _state_reason)
+
+
+# -- datacentre: honour the requested data centre ---------------------------------------------
+
+
+def _dc_rejects(host: HostView, ctx: Context) -> bool:
+    return ctx.datacentre is not None and host.datacentre != ctx.datacentre
+
+
+def _dc_reason(host: HostView, ctx: Context) -> str:
+    return f"in data centre {host.datacentre}, not {ctx.datacentre}"
+
+
+datacentre = Check("datacentre", _dc_rejects, _dc_reason, lambda ctx: ctx.datacentre is not None)
+
+
+# -- traits: required present, forbidden absent -----------------------------------------------
+
+
+def _traits_rejects(host: HostView, ctx: Context) -> bool:
+    return bool(ctx.required and not ctx.required <= host.traits) or bool(
+        ctx.forbidden and not ctx.forbidden.isdisjoint(host.traits)
     )
 
 
-#: The pipeline, cheapest first. Adding a check means adding a function here.
-CHECKS: tuple[tuple[str, Check], ...] = (
-    ("host_state", host_state),
-    ("datacentre", datacentre),
-    ("traits", traits),
-    ("capacity", capacity),
+def _traits_reason(host: HostView, ctx: Context) -> str:
+    missing = sorted(ctx.required - host.traits)
+    if missing:
+        return f"lacks trait(s) {', '.join(missing)}"
+    return f"has forbidden trait(s) {', '.join(sorted(ctx.forbidden & host.traits))}"
+
+
+traits = Check(
+    "traits", _traits_rejects, _traits_reason, lambda ctx: bool(ctx.required or ctx.forbidden)
 )
+
+
+# -- capacity: every dimension fits under the host's usable totals ----------------------------
+
+
+def short_dimensions(host: HostView, ctx: Context) -> list[str]:
+    """The dimensions where one more instance does not fit (as the claim UPDATE decides:
+    ``used + demand <= usable``)."""
+    free = ctx.free(host)
+    demand = (ctx.vcpus, ctx.ram_mib, ctx.disk_gib)
+    return [d for d, f, n in zip(DIMENSIONS, free, demand, strict=True) if n > f]
+
+
+def _capacity_rejects(host: HostView, ctx: Context) -> bool:
+    c = ctx.claimed.get(host.id)
+    if c is None:
+        return (
+            host.used_vcpus + ctx.vcpus > host.usable_vcpus
+            or host.used_ram_mib + ctx.ram_mib > host.usable_ram_mib
+            or host.used_disk_gib + ctx.disk_gib > host.usable_disk_gib
+        )
+    return (
+        host.used_vcpus + c[0] + ctx.vcpus > host.usable_vcpus
+        or host.used_ram_mib + c[1] + ctx.ram_mib > host.usable_ram_mib
+        or host.used_disk_gib + c[2] + ctx.disk_gib > host.usable_disk_gib
+    )
+
+
+def _capacity_reason(host: HostView, ctx: Context) -> str:
+    free = dict(zip(DIMENSIONS, ctx.free(host), strict=True))
+    demand = {"vcpus": ctx.vcpus, "ram_mib": ctx.ram_mib, "disk_gib": ctx.disk_gib}
+    usable = {
+        "vcpus": host.usable_vcpus,
+        "ram_mib": host.usable_ram_mib,
+        "disk_gib": host.usable_disk_gib,
+    }
+    return "; ".join(
+        f"{d}: needs {demand[d]} {UNITS[d]}, {max(free[d], 0)} free of {usable[d]}"
+        for d in short_dimensions(host, ctx)
+    )
+
+
+capacity = Check("capacity", _capacity_rejects, _capacity_reason)
+
+
+# -- server_group: hard affinity / anti-affinity ----------------------------------------------
+
+
+def _group_rejects(host: HostView, ctx: Context) -> bool:
+    if ctx.group_policy is GroupPolicy.ANTI_AFFINITY:
+        return ctx.members.get(host.id, 0) >= (ctx.group_cap or 1)
+    if ctx.group_policy is GroupPolicy.AFFINITY:
+        return ctx.total_members > 0 and ctx.members.get(host.id, 0) == 0
+    return False
+
+
+def _group_reason(host: HostView, ctx: Context) -> str:
+    here = ctx.members.get(host.id, 0)
+    if ctx.group_policy is GroupPolicy.ANTI_AFFINITY:
+        return f"anti-affinity: holds {here} group member(s), at most {ctx.group_cap} per host"
+    return f"affinity: the group's {ctx.total_members} member(s) are on another host"
+
+
+server_group = Check(
+    "server_group",
+    _group_rejects,
+    _group_reason,
+    lambda ctx: ctx.group_policy in (GroupPolicy.AFFINITY, GroupPolicy.ANTI_AFFINITY),
+)
+
+
+#: The pipeline, cheapest first.
+CHECKS: tuple[Check, ...] = (host_state, datacentre, traits, capacity, server_group)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controlplane.domain.datacentre import DataCentre, DataCentreState
+from controlplane.domain.datacentre import DataCentre, DataCentreState, PlacementPolicy
 from controlplane.domain.flavor import Flavor
 from controlplane.domain.image import Image
 from controlplane.domain.names import Text
@@ -19,6 +19,7 @@ class DataCentreUpdate(Strict):
     name: Text | None = None
     location: Text | None = None
     state: DataCentreState | None = None
+    placement_policy: PlacementPolicy | None = None
 
 
 class FlavorCreate(Flavor, Strict):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from controlplane.domain.host import AllocationRatios, HostState
+from controlplane.domain.host import LIVENESS_STATES, AllocationRatios, HostState
 from controlplane.domain.names import Code, Trait
 from controlplane.domain.resources import Resources
 from controlplane.schemas.common import Strict
@@ -30,7 +30,19 @@ class BootstrapToken(BaseModel):
 class HostUpdate(Strict):
     """Operator changes to a host; unset fields stay as they are."""
 
-    state: HostState | None = None
+    state: HostState | None = Field(
+        None, description="active, maintenance or disabled (suspect and down are set by liveness)"
+    )
     ratios: AllocationRatios | None = None
     reserved: Resources | None = None
     traits: list[Trait] | None = None
+
+    @field_validator("state")
+    @classmethod
+    def _operator_state(cls, state: HostState | None) -> HostState | None:
+        if state in LIVENESS_STATES:
+            raise ValueError(
+                f"{state} is set by the liveness loop from missing heartbeats; an operator "
+                "may set active, maintenance or disabled"
+            )
+        return state

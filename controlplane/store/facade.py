@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from sqlalchemy import BindParameter, bindparam, func
@@ -14,14 +14,19 @@ from controlplane.domain.flavor import Flavor
 from controlplane.domain.image import Image
 from controlplane.scheduler import select
 from controlplane.settings import Settings
+from controlplane.store import history
 from controlplane.store.audit import AuditRepo
 from controlplane.store.catalog import CatalogRepo
 from controlplane.store.db import Database
 from controlplane.store.host import HostRepo
 from controlplane.store.instance import InstanceRepo, Scheduler
+from controlplane.store.lab import LabRepo
+from controlplane.store.maintenance import MaintenanceRepo
 from controlplane.store.migrate import upgrade
 from controlplane.store.org import OrgRepo
 from controlplane.store.quota import QuotaRepo
+from controlplane.store.server_group import ServerGroupRepo
+from controlplane.store.sla import SlaRepo
 from controlplane.store.tables import DataCentreRow, FlavorRow, HostRow, ImageRow, InstanceRow
 from controlplane.store.usage import UsageRepo
 from controlplane.store.user import UserRepo
@@ -76,9 +81,15 @@ class Store:
         )
         self.hosts = HostRepo(db, clock)
         self.instances = InstanceRepo(db, clock, schedule, placement_max_attempts)
+        self.server_groups = ServerGroupRepo(db, clock)
         self.audit = AuditRepo(db)
         self.quotas = QuotaRepo(db, clock)
         self.usage = UsageRepo(db)
+        self.lab = LabRepo(db, clock)
+        # SLA: every instance state change is recorded by a flush listener on this database.
+        history.install(db, clock)
+        self.maintenance = MaintenanceRepo(db, clock)
+        self.sla = SlaRepo(db)
 
     def close(self) -> None:
         """Release database connections."""
@@ -104,9 +115,14 @@ def open_store(
 
 def open_configured_store(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Store:
     """``open_store`` with the scheduler seed and retry bound taken from ``settings``."""
-    return open_store(
+    store = open_store(
         settings.database_url,
         clock=clock,
         schedule=partial(select, seed=settings.scheduler_seed),
         placement_max_attempts=settings.placement_max_attempts,
     )
+    store.instances.default_policy = settings.scheduler_default_policy
+    store.instances.hold_after = (
+        timedelta(seconds=settings.pending_hold_after_s) if settings.pending_hold_after_s else None
+    )
+    return store

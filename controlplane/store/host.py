@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import uuid4
 
-from sqlalchemy import select, update
+from sqlalchemy import Text, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from agents.protocol.v1 import Heartbeat, RegisterRequest
@@ -15,6 +16,7 @@ from controlplane.domain.datacentre import DataCentreState
 from controlplane.domain.errors import AlreadyExists, NotFound, Unauthenticated
 from controlplane.domain.host import (
     DEFAULT_RESERVED,
+    LIVENESS_STATES,
     AllocationRatios,
     Host,
     HostState,
@@ -65,30 +67,63 @@ def set_sizes(
     )
 
 
+_FLEET_COLUMNS = (
+    HostRow.id,
+    HostRow.name,
+    HostRow.datacentre,
+    HostRow.state,
+    HostRow.usable_vcpus,
+    HostRow.usable_ram_mib,
+    HostRow.usable_disk_gib,
+    HostRow.used_vcpus,
+    HostRow.used_ram_mib,
+    HostRow.used_disk_gib,
+    type_coerce(HostRow.traits, Text),  # the raw JSON text: most hosts have "[]"
+    HostRow.generation,
+)
+_NO_TRAITS: frozenset[str] = frozenset()
+
+
+def _traits(raw: str | list[str] | None) -> frozenset[str]:
+    """Traits from the raw column: JSON text on SQLite, already a list from psycopg."""
+    if not raw or raw == "[]":
+        return _NO_TRAITS
+    return frozenset(json.loads(raw) if isinstance(raw, str) else raw)
+
+
 def fleet_view(session: Session, datacentre: str | None = None) -> FleetView:
-    """An immutable snapshot of the hosts the scheduler may consider."""
-    query = select(HostRow, DataCentreRow.state).join(
-        DataCentreRow, DataCentreRow.code == HostRow.datacentre
-    )
+    """An immutable snapshot of the hosts the scheduler may consider.
+
+    One Core SELECT of just the columns the scheduler reads (no ORM objects), plus the
+    data centres' states; each host becomes a slotted dataclass of plain values.
+    """
+    active = {
+        code
+        for code, state in session.execute(select(DataCentreRow.code, DataCentreRow.state))
+        if state == DataCentreState.ACTIVE.value
+    }
+    query = select(*_FLEET_COLUMNS)
     if datacentre is not None:
         query = query.where(HostRow.datacentre == datacentre)
     return tuple(
         HostView(
-            id=row.id,
-            name=row.name,
-            datacentre=row.datacentre,
-            datacentre_active=dc_state == DataCentreState.ACTIVE.value,
-            state=HostState(row.state),
-            traits=frozenset(row.traits),
-            usable=Resources(
-                vcpus=row.usable_vcpus, ram_mib=row.usable_ram_mib, disk_gib=row.usable_disk_gib
-            ),
-            used=Resources(
-                vcpus=row.used_vcpus, ram_mib=row.used_ram_mib, disk_gib=row.used_disk_gib
-            ),
-            generation=row.generation,
+            hid,
+            name,
+            dc,
+            state,
+            uv,
+            ur,
+            ud,
+            cv,
+            cr,
+            cd,
+            _traits(traits),
+            dc in active,
+            generation,
         )
-        for row, dc_state in session.execute(query)
+        for hid, name, dc, state, uv, ur, ud, cv, cr, cd, traits, generation in session.execute(
+            query
+        )
     )
 
 
@@ -177,6 +212,12 @@ class HostRepo:
             row = self._row(session, host_id)
             row.last_heartbeat = self.clock()
             row.agent_version = beat.agent_version
+            if HostState(row.state) in LIVENESS_STATES:
+                # Back from SUSPECT/DOWN: take placements again, and wake the agent so its
+                # full status report replaces UNKNOWN with what really runs.
+                row.state = HostState.ACTIVE.value
+                row.generation += 1
+                row.assign_generation += 1
             current = Resources(vcpus=row.vcpus, ram_mib=row.ram_mib, disk_gib=row.disk_gib)
             if beat.capacity != current:
                 host = to_model(row)

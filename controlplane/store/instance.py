@@ -6,9 +6,12 @@ from __future__ import annotations
 import builtins
 import itertools
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import select, update
@@ -22,24 +25,35 @@ from agents.protocol.v1 import (
     ImageSpec,
     InstanceStatus,
 )
-from controlplane.domain.errors import InvalidRequest, NotFound
+from controlplane.domain.datacentre import DEFAULT_POLICY, PlacementPolicy
+from controlplane.domain.errors import Conflict, InvalidRequest, NotFound
 from controlplane.domain.instance import (
     Instance,
     InstanceAction,
     InstanceState,
+    NoValidHost,
+    PlacementExplanation,
     PowerIntent,
     action_outcome,
     can_transition,
     check_action,
 )
 from controlplane.domain.org import OrgKind, within
+from controlplane.domain.quota import instance_usage
 from controlplane.domain.resources import Resources
-from controlplane.scheduler import Explanation, FleetView, PlacementRequest, Plan
+from controlplane.domain.server_group import GroupPolicy
+from controlplane.scheduler import FleetView, PlacementRequest, Plan
+from controlplane.scheduler.groups import violation
+from controlplane.scheduler.record import DecisionHook, DecisionRecord, Outcome
+from controlplane.schemas.instance import MAX_COUNT
 from controlplane.store import quota
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.host import bump_assignments, fleet_view
 from controlplane.store.org import get_row as get_org_row
 from controlplane.store.placement import PlacementConflict, claim, release, resize_claim
+from controlplane.store.server_group import find as find_group
+from controlplane.store.server_group import group_view, members_by_host
+from controlplane.store.server_group import lock as lock_group
 from controlplane.store.tables import (
     DataCentreRow,
     FlavorRow,
@@ -48,11 +62,13 @@ from controlplane.store.tables import (
     InstanceActionRow,
     InstanceResizeRow,
     InstanceRow,
+    ServerGroupRow,
 )
+from quotas import Usage
 
 log = logging.getLogger(__name__)
 S = InstanceState
-Scheduler = Callable[[FleetView, PlacementRequest], Plan | Explanation]
+Scheduler = Callable[[FleetView, PlacementRequest], Plan]
 
 #: Agent observations -> the instance state they mean.
 OBSERVED: dict[ActualState, InstanceState] = {
@@ -71,6 +87,32 @@ class StatusOutcome:
     changed: list[str] = field(default_factory=list)
     released: int = 0
     ignored: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A PENDING request that has waited too long and would fit once room frees: younger
+    requests that compete for its data centre(s) are held back behind it."""
+
+    instance_id: str
+    name: str
+    datacentre: str | None
+    created_at: datetime
+
+    def holds(self, datacentre: str | None, created_at: datetime | None) -> bool:
+        """Whether a request for ``datacentre`` made at ``created_at`` (None: now) waits."""
+        if created_at is not None and created_at <= self.created_at:
+            return False
+        return self.datacentre is None or datacentre is None or datacentre == self.datacentre
+
+    def reason(self) -> str:
+        """The pending reason of a held request."""
+        where = f"data centre {self.datacentre}" if self.datacentre else "any data centre"
+        return (
+            f"held behind older request {self.name} ({self.instance_id}), waiting since "
+            f"{self.created_at.isoformat()} for {where}, so it is not starved; "
+            "will retry automatically"
+        )
 
 
 def _model(row: InstanceRow, host_name: str | None) -> Instance:
@@ -95,6 +137,8 @@ def _model(row: InstanceRow, host_name: str | None) -> Instance:
         created_at=row.created_at,
         updated_at=row.updated_at,
         launched_at=row.launched_at,
+        server_group=row.server_group_id,
+        placement=(PlacementExplanation.model_validate(row.placement) if row.placement else None),
     )
 
 
@@ -102,8 +146,89 @@ def _resources(row: InstanceRow) -> Resources:
     return Resources(vcpus=row.vcpus, ram_mib=row.ram_mib, disk_gib=row.disk_gib)
 
 
+def _times(amount: Resources, n: int) -> Resources:
+    return Resources(
+        vcpus=amount.vcpus * n, ram_mib=amount.ram_mib * n, disk_gib=amount.disk_gib * n
+    )
+
+
+@dataclass(frozen=True)
+class _Create:
+    """One create request, as ``create_many`` was called."""
+
+    names: list[str]
+    project: str
+    flavor: str
+    image: str
+    datacentre: str | None
+    actor: str
+    request_id: str
+    whole: bool
+    server_group: str | None
+    hints: Hints
+
+
+def charge_many(
+    session: Session, org_path: str, amount: Resources, count: int, now: datetime, first_id: str
+) -> None:
+    """One quota charge for ``count`` instances of ``amount`` (locks the path root first)."""
+    what = f"instance {first_id}" if count == 1 else f"{count} instances from {first_id}"
+    quota._move(session, org_path, instance_usage(amount) * count, Usage(), now, what)
+
+
+def _names(name: str, count: int) -> builtins.list[str]:
+    """``name`` for one instance, ``name-1`` .. ``name-N`` for several."""
+    if count == 1:
+        return [name]
+    longest = f"{name}-{count}"
+    if len(longest) > NAME_MAX:
+        raise InvalidRequest(
+            f"name {name!r} is too long for {count} instances: {longest!r} has "
+            f"{len(longest)} characters, at most {NAME_MAX}",
+            field="name",
+            limit=NAME_MAX - len(f"-{count}"),
+            value=name,
+        )
+    return [f"{name}-{i}" for i in range(1, count + 1)]
+
+
+NAME_MAX = 63
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What a request asks of the scheduler besides its size (kept for retries)."""
+
+    required_traits: frozenset[str] = frozenset()
+    forbidden_traits: frozenset[str] = frozenset()
+    policy: PlacementPolicy | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``instances.scheduling`` column."""
+        return {
+            "required_traits": sorted(self.required_traits),
+            "forbidden_traits": sorted(self.forbidden_traits),
+            "policy": self.policy.value if self.policy else None,
+        }
+
+    @classmethod
+    def of(cls, data: dict[str, Any] | None) -> Hints:
+        """Read the column back."""
+        data = data or {}
+        policy = data.get("policy")
+        return cls(
+            frozenset(data.get("required_traits", ())),
+            frozenset(data.get("forbidden_traits", ())),
+            PlacementPolicy(policy) if policy else None,
+        )
+
+
 class InstanceRepo:
-    """Everything that changes an instance row goes through here."""
+    """Everything that changes an instance row goes through here.
+
+    ``on_decision`` (settable after construction) is called after every scheduling
+    decision with a :class:`~controlplane.scheduler.record.DecisionRecord`.
+    """
 
     def __init__(
         self,
@@ -111,11 +236,21 @@ class InstanceRepo:
         clock: Callable[[], datetime],
         schedule: Scheduler,
         max_attempts: int = 5,
+        *,
+        on_decision: DecisionHook | None = None,
+        default_policy: PlacementPolicy = DEFAULT_POLICY,
+        hold_after: timedelta | None = timedelta(minutes=5),
     ) -> None:
         self.db = db
         self.clock = clock
         self.schedule = schedule
         self.max_attempts = max_attempts
+        self.on_decision = on_decision
+        #: Policy when neither the request nor its data centre names one.
+        self.default_policy = default_policy
+        #: A PENDING request older than this that would fit once room frees holds back
+        #: younger competing requests (None: never).
+        self.hold_after = hold_after
 
     # -- creation -----------------------------------------------------------------------
 
@@ -129,32 +264,29 @@ class InstanceRepo:
         datacentre: str | None,
         actor: str,
         request_id: str,
+        server_group: str | None = None,
+        hints: Hints | None = None,
     ) -> Instance:
-        """Create an instance and, in the same transaction, claim a host for it.
+        """Create one instance and, in the same transaction, claim a host for it.
 
         If no host fits, the instance stays PENDING with the scheduler's explanation and
         the pending loop retries it when capacity appears.
         """
-        # Up to max_attempts placements, each on a fresh snapshot; after that the instance
-        # is stored PENDING for the pending loop (place=False cannot conflict, so this ends).
-        for attempt in itertools.count():
-            try:
-                return self._create_once(
-                    name,
-                    project,
-                    flavor,
-                    image,
-                    datacentre,
-                    actor,
-                    request_id,
-                    place=attempt < self.max_attempts,
-                )
-            except PlacementConflict:
-                log.info("placement race lost for %s; re-snapshotting", name)
-        raise AssertionError("itertools.count() does not end")
+        return self.create_many(
+            name=name,
+            project=project,
+            flavor=flavor,
+            image=image,
+            datacentre=datacentre,
+            actor=actor,
+            request_id=request_id,
+            server_group=server_group,
+            hints=hints,
+        )[0]
 
-    def _create_once(
+    def create_many(
         self,
+        *,
         name: str,
         project: str,
         flavor: str,
@@ -162,111 +294,321 @@ class InstanceRepo:
         datacentre: str | None,
         actor: str,
         request_id: str,
-        *,
-        place: bool,
-    ) -> Instance:
+        count: int = 1,
+        all_or_nothing: bool = True,
+        server_group: str | None = None,
+        hints: Hints | None = None,
+    ) -> builtins.list[Instance]:
+        """Create ``count`` instances as one decision on one snapshot, one quota charge and
+        one transaction.
+
+        ``all_or_nothing`` (count > 1): either every instance is placed, or NoValidHost
+        is raised and nothing is stored. Otherwise as many as fit are placed and the rest
+        stay PENDING with the explanation. Conflicts with concurrent requests are retried
+        on a fresh snapshot up to ``max_attempts`` times; after that, the instances are
+        stored PENDING for the pending loop (all-or-nothing: a Conflict is raised).
+        """
+        if not 1 <= count <= MAX_COUNT:
+            raise InvalidRequest(
+                f"count must be between 1 and {MAX_COUNT}, not {count}",
+                field="count",
+                limit=MAX_COUNT,
+                value=count,
+            )
+        whole = all_or_nothing and count > 1
+        request = _Create(
+            names=_names(name, count),
+            project=project,
+            flavor=flavor,
+            image=image,
+            datacentre=datacentre,
+            actor=actor,
+            request_id=request_id,
+            whole=whole,
+            server_group=server_group,
+            hints=hints or Hints(),
+        )
+        for attempt in itertools.count():
+            place = attempt < self.max_attempts
+            if not place and whole:
+                raise Conflict(
+                    f"lost {self.max_attempts} placement races to concurrent requests; "
+                    "nothing was created. Retry the request",
+                    code="placement.conflict",
+                    attempts=self.max_attempts,
+                )
+            began = time.perf_counter()
+            try:
+                return self._create_once(request, place=place, began=began)
+            except PlacementConflict:
+                self._record("conflict", began, count, datacentre, None)
+                log.info("placement race lost for %s; re-snapshotting", name)
+        raise AssertionError("itertools.count() does not end")
+
+    def _create_once(self, req: _Create, *, place: bool, began: float) -> builtins.list[Instance]:
         now = self.clock()
+        count = len(req.names)
         with self.db.transaction() as session:
-            org = get_org_row(session, project)
+            org = get_org_row(session, req.project)
             if org.kind != OrgKind.PROJECT.value:
                 raise InvalidRequest(
-                    f"instances belong to projects; {project!r} is a {org.kind}",
+                    f"instances belong to projects; {req.project!r} is a {org.kind}",
                     field="project",
-                    value=project,
+                    value=req.project,
                 )
-            flavor_row = session.get(FlavorRow, flavor)
+            flavor_row = session.get(FlavorRow, req.flavor)
             if flavor_row is None:
-                raise NotFound("flavor", flavor)
-            image_row = session.get(ImageRow, image)
+                raise NotFound("flavor", req.flavor)
+            image_row = session.get(ImageRow, req.image)
             if image_row is None:
-                raise NotFound("image", image)
-            if datacentre is not None and session.get(DataCentreRow, datacentre) is None:
-                raise NotFound("dc", datacentre)
+                raise NotFound("image", req.image)
+            if req.datacentre is not None and session.get(DataCentreRow, req.datacentre) is None:
+                raise NotFound("dc", req.datacentre)
             _check_image_fits(image_row, flavor_row)
+            group = find_group(session, req.server_group, req.project) if req.server_group else None
             amount = Resources(
                 vcpus=flavor_row.vcpus, ram_mib=flavor_row.ram_mib, disk_gib=flavor_row.disk_gib
             )
-            row = InstanceRow(
-                id=str(uuid4()),
-                name=name,
-                project=project,
-                org_path=org.path,
-                flavor=flavor,
-                image=image,
-                vcpus=amount.vcpus,
-                ram_mib=amount.ram_mib,
-                disk_gib=amount.disk_gib,
-                requested_datacentre=datacentre,
-                datacentre=None,
-                host_id=None,
-                state=S.PENDING.value,
-                desired_power=PowerIntent.RUNNING.value,
-                reboot_seq=0,
-                created_by=actor,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            session.flush()  # the instance row exists before its action and quota rows
+            rows = [
+                InstanceRow(
+                    id=str(uuid4()),
+                    name=name,
+                    project=req.project,
+                    org_path=org.path,
+                    flavor=req.flavor,
+                    image=req.image,
+                    vcpus=amount.vcpus,
+                    ram_mib=amount.ram_mib,
+                    disk_gib=amount.disk_gib,
+                    requested_datacentre=req.datacentre,
+                    datacentre=None,
+                    host_id=None,
+                    state=S.PENDING.value,
+                    desired_power=PowerIntent.RUNNING.value,
+                    reboot_seq=0,
+                    created_by=req.actor,
+                    created_at=now,
+                    updated_at=now,
+                    server_group_id=group.id if group is not None else None,
+                    scheduling=req.hints.as_json(),
+                )
+                for name in req.names
+            ]
+            session.add_all(rows)
+            session.flush()  # the instance rows exist before their action and quota rows
             # Decide before taking any lock, so the root quota row is held only for the
-            # quota check and the claim; then quota rows (root first), then the host.
-            decision = self._decide(session, row) if place else None
-            quota.charge(session, org.path, amount, now, row.id)
-            host_name = None
-            if decision is not None:
-                host_name = self._commit(session, row, decision)
-            else:
-                row.pending_reason = (
-                    f"lost {self.max_attempts} placement races to concurrent requests; "
-                    "will retry automatically"
-                )
-            session.add(
-                InstanceActionRow(
-                    instance_id=row.id,
-                    action="create",
-                    request_id=request_id,
-                    actor=actor,
-                    started_at=now,
-                )
+            # quota check and the claim; then quota rows (root first), the group, hosts.
+            plan: Plan | None = None
+            pending_reason = (
+                f"lost {self.max_attempts} placement races to concurrent requests; "
+                "will retry automatically"
             )
-            return _model(row, host_name)
+            blocker = self._blocker(session, now, req.datacentre, None) if place else None
+            if blocker is not None:
+                pending_reason = blocker.reason()
+            elif place:
+                plan = self.schedule(
+                    fleet_view(session, req.datacentre),
+                    self._request(session, amount, req.datacentre, req.hints, group, count),
+                )
+                if req.whole and not plan.complete:
+                    self._record("pending", began, count, req.datacentre, plan)
+                    raise NoValidHost(
+                        f"cannot place all {count} instances (all_or_nothing): "
+                        f"{plan.explanation.message}; nothing was created",
+                        requested=count,
+                        placeable=len(plan.placements),
+                        explanation=plan.explanation.model_dump(mode="json"),
+                    )
+            charge_many(session, org.path, amount, count, now, rows[0].id)
+            host_names: dict[str, str] = {}
+            if plan is not None and plan.placements:
+                host_names = self._commit(session, rows, plan, amount, group)
+            for row in rows:
+                if row.host_id is None:
+                    row.pending_reason = (
+                        plan.explanation.message if plan is not None else pending_reason
+                    )
+                if plan is not None:
+                    row.placement = plan.explanation.model_dump(mode="json")
+                session.add(
+                    InstanceActionRow(
+                        instance_id=row.id,
+                        action="create",
+                        request_id=req.request_id,
+                        actor=req.actor,
+                        started_at=now,
+                    )
+                )
+            created = [_model(r, host_names.get(r.host_id or "")) for r in rows]
+        if plan is not None:
+            outcome: Outcome = "placed" if plan.placements else "pending"
+            self._record(outcome, began, count, req.datacentre, plan)
+        return created
 
-    def _decide(self, session: Session, row: InstanceRow) -> Plan | Explanation:
-        """Snapshot the fleet and ask the scheduler (reads only: no locks are taken)."""
-        view = fleet_view(session, row.requested_datacentre)
-        return self.schedule(
-            view, PlacementRequest(resources=_resources(row), datacentre=row.requested_datacentre)
+    def _request(
+        self,
+        session: Session,
+        amount: Resources,
+        datacentre: str | None,
+        hints: Hints,
+        group: ServerGroupRow | None,
+        count: int,
+    ) -> PlacementRequest:
+        """The scheduler's request; the policy is the request's, else its data centre's,
+        else the default."""
+        policy = hints.policy
+        if policy is None and datacentre is not None:
+            stored = session.scalar(
+                select(DataCentreRow.placement_policy).where(DataCentreRow.code == datacentre)
+            )
+            policy = PlacementPolicy(stored) if stored else None
+        return PlacementRequest(
+            resources=amount,
+            datacentre=datacentre,
+            required_traits=hints.required_traits,
+            forbidden_traits=hints.forbidden_traits,
+            count=count,
+            policy=policy or self.default_policy,
+            group=group_view(session, group) if group is not None else None,
         )
 
     def _commit(
-        self, session: Session, row: InstanceRow, decision: Plan | Explanation
-    ) -> str | None:
-        """Claim the chosen host for ``row`` (PENDING), or record why none fits; returns the
-        host's name. Raises PlacementConflict when the host no longer has room."""
-        if isinstance(decision, Explanation):
-            row.pending_reason = decision.summary()
-            return None
-        claim(session, decision.host_id, _resources(row))
-        host = session.get(HostRow, decision.host_id)
-        assert host is not None
-        row.state, row.host_id, row.datacentre = S.SCHEDULED.value, host.id, host.datacentre
-        row.scheduled_at = self.clock()
-        row.pending_reason = None
-        return host.name
+        self,
+        session: Session,
+        rows: builtins.list[InstanceRow],
+        plan: Plan,
+        amount: Resources,
+        group: ServerGroupRow | None,
+    ) -> dict[str, str]:
+        """Claim the plan's hosts for the first ``len(plan.placements)`` rows; returns host
+        id -> name. Raises PlacementConflict when a host no longer has room or a hard
+        group rule would break given what concurrent requests committed meanwhile."""
+        if group is not None:
+            locked = lock_group(session, group.id)
+            policy = GroupPolicy(locked.policy)
+            if policy.hard:
+                cap = (locked.max_per_host or 1) if policy is GroupPolicy.ANTI_AFFINITY else None
+                problem = violation(
+                    policy,
+                    cap,
+                    members_by_host(session, locked.id),
+                    [p.host_id for p in plan.placements],
+                )
+                if problem is not None:
+                    raise PlacementConflict(
+                        f"server group {locked.name} changed since the snapshot: {problem}",
+                        group=locked.id,
+                    )
+        per_host = Counter(p.host_id for p in plan.placements)
+        for host_id in sorted(per_host):  # host rows in ascending id order: no deadlocks
+            claim(session, host_id, _times(amount, per_host[host_id]))
+        now = self.clock()
+        for row, placement in zip(rows, plan.placements, strict=False):
+            row.state, row.host_id = S.SCHEDULED.value, placement.host_id
+            row.datacentre, row.scheduled_at, row.pending_reason = (
+                placement.datacentre,
+                now,
+                None,
+            )
+        return {p.host_id: p.host_name for p in plan.placements}
+
+    def _record(
+        self,
+        outcome: Outcome,
+        began: float,
+        count: int,
+        datacentre: str | None,
+        plan: Plan | None,
+    ) -> None:
+        """Hand the decision to the metrics hook (never fails the request)."""
+        if self.on_decision is None:
+            return
+        placed_dc = plan.placements[0].datacentre if plan and plan.placements else None
+        record = DecisionRecord(
+            outcome=outcome,
+            seconds=time.perf_counter() - began,
+            count=count,
+            datacentre=placed_dc or datacentre,
+            rejected_by=dict(plan.explanation.rejected) if plan else {},
+        )
+        try:
+            self.on_decision(record)
+        except Exception:
+            log.exception("decision hook failed")
+
+    # -- anti-starvation ------------------------------------------------------------------
+
+    def _blockers(self, session: Session, now: datetime) -> builtins.list[Blocker]:
+        """PENDING requests waiting longer than ``hold_after`` that would fit once room
+        frees (their last explanation found hosts that were only full), oldest first."""
+        if self.hold_after is None:
+            return []
+        rows = session.execute(
+            select(
+                InstanceRow.id,
+                InstanceRow.name,
+                InstanceRow.requested_datacentre,
+                InstanceRow.created_at,
+                InstanceRow.placement,
+            )
+            .where(
+                InstanceRow.state == S.PENDING.value,
+                InstanceRow.created_at < now - self.hold_after,
+            )
+            .order_by(InstanceRow.created_at, InstanceRow.id)
+            .limit(20)
+        )
+        return [
+            Blocker(iid, name, dc, created)
+            for iid, name, dc, created, placement in rows
+            if placement and placement.get("fits_when_free", 0) > 0
+        ]
+
+    def _blocker(
+        self,
+        session: Session,
+        now: datetime,
+        datacentre: str | None,
+        created_at: datetime | None,
+        exclude: str | None = None,
+    ) -> Blocker | None:
+        for blocker in self._blockers(session, now):
+            if blocker.instance_id != exclude and blocker.holds(datacentre, created_at):
+                return blocker
+        return None
+
+    # -- retries --------------------------------------------------------------------------
 
     def place_pending(self, limit: int = 100) -> int:
-        """Retry PENDING instances, oldest first; returns how many were placed."""
+        """Retry PENDING instances, oldest first; returns how many were placed.
+
+        Anti-starvation: a request PENDING for longer than ``hold_after`` that would fit
+        once room frees holds back every younger request that competes for its data
+        centre (same one, or either side accepts any), so freed room accumulates for it.
+        """
+        now = self.clock()
         with self.db.transaction() as session:
-            ids = list(
-                session.scalars(
-                    select(InstanceRow.id)
+            candidates = list(
+                session.execute(
+                    select(InstanceRow.id, InstanceRow.requested_datacentre, InstanceRow.created_at)
                     .where(InstanceRow.state == S.PENDING.value)
                     .order_by(InstanceRow.created_at, InstanceRow.id)
                     .limit(limit)
                 )
             )
+            blockers = self._blockers(session, now)
         placed = 0
-        for instance_id in ids:
+        for instance_id, datacentre, created_at in candidates:
+            held = next(
+                (
+                    b
+                    for b in blockers
+                    if b.instance_id != instance_id and b.holds(datacentre, created_at)
+                ),
+                None,
+            )
+            began = time.perf_counter()
             try:
                 with self.db.transaction() as session:
                     # Take the row only if it is still PENDING: two control-plane replicas
@@ -281,11 +623,96 @@ class InstanceRepo:
                         continue
                     row = session.get(InstanceRow, instance_id, populate_existing=True)
                     assert row is not None
-                    if self._commit(session, row, self._decide(session, row)) is not None:
+                    if held is not None:
+                        row.pending_reason = held.reason()
+                        continue
+                    group = (
+                        session.get(ServerGroupRow, row.server_group_id)
+                        if row.server_group_id
+                        else None
+                    )
+                    amount = _resources(row)
+                    plan = self.schedule(
+                        fleet_view(session, row.requested_datacentre),
+                        self._request(
+                            session,
+                            amount,
+                            row.requested_datacentre,
+                            Hints.of(row.scheduling),
+                            group,
+                            1,
+                        ),
+                    )
+                    row.placement = plan.explanation.model_dump(mode="json")
+                    if plan.placements:
+                        self._commit(session, [row], plan, amount, group)
                         placed += 1
+                    else:
+                        row.pending_reason = plan.explanation.message
+                        if (
+                            self.hold_after is not None
+                            and created_at < now - self.hold_after
+                            and plan.explanation.fits_when_free > 0
+                        ):
+                            blockers.append(
+                                Blocker(row.id, row.name, row.requested_datacentre, created_at)
+                            )
+                self._record(
+                    "placed" if plan.placements else "pending",
+                    began,
+                    1,
+                    datacentre,
+                    plan,
+                )
             except PlacementConflict:
+                self._record("conflict", began, 1, datacentre, None)
                 log.info("placement race lost for pending %s; next pass retries", instance_id)
         return placed
+
+    # -- dry run --------------------------------------------------------------------------
+
+    def dry_run(
+        self,
+        *,
+        flavor: str,
+        count: int = 1,
+        datacentre: str | None = None,
+        project: str | None = None,
+        server_group: str | None = None,
+        hints: Hints | None = None,
+    ) -> Plan:
+        """Where ``count`` instances of ``flavor`` would go now, and why not; writes nothing
+        (the transaction only reads)."""
+        if not 1 <= count <= MAX_COUNT:
+            raise InvalidRequest(
+                f"count must be between 1 and {MAX_COUNT}, not {count}",
+                field="count",
+                limit=MAX_COUNT,
+                value=count,
+            )
+        began = time.perf_counter()
+        with self.db.transaction() as session:
+            flavor_row = session.get(FlavorRow, flavor)
+            if flavor_row is None:
+                raise NotFound("flavor", flavor)
+            if datacentre is not None and session.get(DataCentreRow, datacentre) is None:
+                raise NotFound("dc", datacentre)
+            group = None
+            if server_group is not None:
+                if project is None:
+                    raise InvalidRequest(
+                        "a server group is named within its project; give the project too",
+                        field="project",
+                        value=None,
+                    )
+                group = find_group(session, server_group, project)
+            amount = Resources(
+                vcpus=flavor_row.vcpus, ram_mib=flavor_row.ram_mib, disk_gib=flavor_row.disk_gib
+            )
+            request = self._request(session, amount, datacentre, hints or Hints(), group, count)
+            plan = self.schedule(fleet_view(session, datacentre), request)
+        self._record("dry_run", began, count, datacentre, plan)
+        return plan
 
     # -- reads --------------------------------------------------------------------------
 

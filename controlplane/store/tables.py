@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -49,6 +60,8 @@ class DataCentreRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     location: Mapped[str] = mapped_column(String(200), default="")
     state: Mapped[str] = mapped_column(String(16))
+    #: The placement policy requests for this data centre default to (pack | spread).
+    placement_policy: Mapped[str] = mapped_column(String(16), default="spread")
 
 
 class HostRow(Base):
@@ -156,6 +169,13 @@ class InstanceRow(Base):
     #: When the instance claimed a host and when it gave it back (metering intervals).
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The server group the instance belongs to (scheduler rules), if any.
+    server_group_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    #: The last placement decision's explanation (bounded JSON, see domain.instance).
+    placement: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: What the request asked of the scheduler besides its size, kept for retries:
+    #: ``{"required_traits": [...], "forbidden_traits": [...], "policy": "pack" | null}``.
+    scheduling: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class InstanceActionRow(Base):
@@ -247,3 +267,175 @@ class QuotaEventRow(Base):
     used: Mapped[int] = mapped_column(Integer)
     limit: Mapped[int] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text)
+
+
+class InstanceEventRow(Base):
+    """One change of an instance's state, power intent or host (SLA history).
+
+    Written by the ``before_flush`` listener of :mod:`controlplane.store.history` whenever
+    an ``InstanceRow`` is inserted or its ``state``, ``desired_power`` or ``host_id``
+    changes; never updated. ``from_state`` is None for the instance's first event.
+    """
+
+    __tablename__ = "instance_events"
+    __table_args__ = (Index("ix_instance_events_instance_at", "instance_id", "at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    org_path: Mapped[str] = mapped_column(String(200), index=True)
+    datacentre: Mapped[str | None] = mapped_column(String(32))
+    host_id: Mapped[str | None] = mapped_column(String(36))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    desired_power: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class MaintenanceWindowRow(Base):
+    """An announced maintenance window of a data centre or of one host (SLA exclusion)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8))  # "dc" | "host"
+    datacentre: Mapped[str] = mapped_column(String(32), index=True)
+    host_id: Mapped[str | None] = mapped_column(String(36))
+    host_name: Mapped[str | None] = mapped_column(String(63))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- Cloud Open Lab ---------------------------------------------------------------------------
+
+
+class LabVendorRow(Base):
+    """A vendor of the Cloud Open Lab; its organisation node has the same code."""
+
+    __tablename__ = "lab_vendors"
+
+    code: Mapped[str] = mapped_column(ForeignKey("organisations.code"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    org_path: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LabTrialRow(Base):
+    """A vendor's trial for a ministry; ``id`` becomes its project's code once approved."""
+
+    __tablename__ = "lab_trials"
+    __table_args__ = (UniqueConstraint("vendor", "name", name="uq_lab_trials_vendor_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    vendor: Mapped[str] = mapped_column(ForeignKey("lab_vendors.code"), index=True)
+    vendor_path: Mapped[str] = mapped_column(String(200))
+    ministry: Mapped[str] = mapped_column(ForeignKey("organisations.code"), index=True)
+    ministry_path: Mapped[str] = mapped_column(String(200))
+    offering: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    template: Mapped[str] = mapped_column(String(63))
+    ttl_hours: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str] = mapped_column(String(16), index=True)
+    project_path: Mapped[str | None] = mapped_column(String(200))
+    requested_by: Mapped[str] = mapped_column(String(63))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(63))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cleaned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Warning leads (hours) already recorded for the current ``ends_at``.
+    warned: Mapped[list[int]] = mapped_column(JSON, default=list)
+    certified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    certified_by: Mapped[str | None] = mapped_column(String(63))
+    final_usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class LabTrialEventRow(Base):
+    """One entry of a trial's history (append-only)."""
+
+    __tablename__ = "lab_trial_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("lab_trials.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(63))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class LabEvidenceRow(Base):
+    """A scenario result or document (by checksum) attached to a stage of a trial."""
+
+    __tablename__ = "lab_evidence"
+    __table_args__ = (
+        UniqueConstraint("trial_id", "stage", "sha256", name="uq_lab_evidence_trial_stage_sha"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("lab_trials.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    uri: Mapped[str | None] = mapped_column(String(1024))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    results: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    added_by: Mapped[str] = mapped_column(String(63))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LabSignoffRow(Base):
+    """A stage signed off, by whom and in which role, over which evidence."""
+
+    __tablename__ = "lab_signoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("lab_trials.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    signed_by: Mapped[str] = mapped_column(String(63))
+    role: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    comment: Mapped[str] = mapped_column(String(200), default="")
+    evidence: Mapped[list[int]] = mapped_column(JSON, default=list)
+
+
+class LabExtensionRow(Base):
+    """A request for more time for a trial, decided by a lab operator."""
+
+    __tablename__ = "lab_extensions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("lab_trials.id"), index=True)
+    hours: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(63))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(63))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ServerGroupRow(Base):
+    """A project's server group. Its row is locked (``FOR UPDATE``) by every placement of
+    a member under a hard rule, after the quota rows and before the host rows."""
+
+    __tablename__ = "server_groups"
+    __table_args__ = (UniqueConstraint("project", "name", name="uq_server_groups_project_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63))
+    project: Mapped[str] = mapped_column(ForeignKey("organisations.code"))
+    org_path: Mapped[str] = mapped_column(String(200), index=True)
+    policy: Mapped[str] = mapped_column(String(32))
+    max_per_host: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

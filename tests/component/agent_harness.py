@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.client import AuthenticationFailed, HostCredential
+from agents.client import AuthenticationFailed, ControlPlaneError, HostCredential
 from agents.config import AgentSettings
 from agents.drivers.base import DomainInfo, HostDriver, InstanceMetadata
 from agents.drivers.domainxml import DomainType, DomainXmlOptions
@@ -241,6 +241,10 @@ class FakeControlPlane:
         self.reports: list[StatusReport] = []
         self.polls: list[tuple[int, float]] = []
         self.heartbeat_interval_s = 10.0
+        #: The self-fencing lease sent in heartbeat acks (0: never fence).
+        self.fence_after_s = 0.0
+        #: False models a network partition: every call fails as unreachable.
+        self.reachable = True
 
     # test-side controls
 
@@ -284,6 +288,8 @@ class FakeControlPlane:
         self._cond.notify_all()
 
     def _check(self, credential: HostCredential) -> None:
+        if not self.reachable:
+            raise ControlPlaneError("control plane unreachable (partition)")
         if credential.host_id != self.host_id or credential.credential != self.secret:
             raise AuthenticationFailed("unknown host credential", status=401)
 
@@ -306,7 +312,11 @@ class FakeControlPlane:
         with self._cond:
             self._check(credential)
             self.heartbeats.append(heartbeat)
-            return HeartbeatAck(host_state="active", heartbeat_interval_s=self.heartbeat_interval_s)
+            return HeartbeatAck(
+                host_state="active",
+                heartbeat_interval_s=self.heartbeat_interval_s,
+                fence_after_s=self.fence_after_s,
+            )
 
     def assignments(
         self, credential: HostCredential, *, generation: int, wait_s: float

@@ -115,7 +115,13 @@ def test_datacentres(bare_api: Api) -> None:
         json={"code": "tpe-1", "name": "Taipei 1", "location": "Neihu"},
         expect=201,
     ).json()
-    assert created == {"code": "tpe-1", "name": "Taipei 1", "location": "Neihu", "state": "active"}
+    assert created == {
+        "code": "tpe-1",
+        "name": "Taipei 1",
+        "location": "Neihu",
+        "state": "active",
+        "placement_policy": "spread",  # the default (issue 3, docs/scheduling.md)
+    }
     api.create_dc("txg-1", "Taichung 1")
     assert [d["code"] for d in api.get("/v1/datacentres", expect=200).json()] == [
         "tpe-1",

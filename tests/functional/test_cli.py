@@ -111,7 +111,13 @@ def test_lists_print_tables_for_people_and_json_or_yaml_for_scripts(cli: CliHarn
     assert as_yaml == as_json
 
     one = yaml.safe_load(cli.run("dc", "show", "tpe-1", "-o", "yaml").stdout)
-    assert one == {"code": "tpe-1", "name": "Taipei 1", "location": "", "state": "active"}
+    assert one == {
+        "code": "tpe-1",
+        "name": "Taipei 1",
+        "location": "",
+        "state": "active",
+        "placement_policy": "spread",
+    }
     shown = cli.run("dc", "show", "tpe-1").stdout
     assert "Taipei 1" in shown
     assert "{" not in shown

@@ -273,6 +273,9 @@ def replica_process(url: str, port: int, log: Path) -> Iterator[subprocess.Popen
         "GOVCLOUD_ADMIN_TOKEN": ADMIN_TOKEN,
         "GOVCLOUD_RUN_LOOPS": "true",
         "GOVCLOUD_PENDING_RETRY_INTERVAL_S": "0.3",
+        # The test's hosts are registered but never heartbeat: keep liveness out of it.
+        "GOVCLOUD_HOST_SUSPECT_AFTER_S": "3600",
+        "GOVCLOUD_HOST_DOWN_AFTER_S": "7200",
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -362,3 +365,65 @@ def test_two_replica_processes_never_overcommit(pg_url: str, tmp_path: Path) -> 
             assert_full_reasons(h1, sorted([*HOSTS, "tpe-h04"]))
     assert p1.returncode is not None
     assert p2.returncode is not None
+
+
+# -- server groups under concurrency ---------------------------------------------------------
+
+GROUPS = 5
+GROUP_HOSTS = 20
+
+
+def test_500_concurrent_requests_with_anti_affinity_groups(
+    pg_url: str, api_factory: Callable[..., Api]
+) -> None:
+    """Two replicas, 500 concurrent creates, half of them in five anti-affinity groups (at
+    most one member per host, 20 hosts): no host is overcommitted and no group ever has two
+    members on one host (the group row is locked in the commit)."""
+    clock = FakeClock()
+    a = api_factory(pg_url, clock=clock)
+    b = api_factory(pg_url, clock=clock)
+    ha, hb = Http(a.client), Http(b.client)
+    ha.seed()
+    for i in range(GROUP_HOSTS):
+        (ha if i % 2 else hb).register(f"tpe-g{i:02d}", 20)
+    groups = [
+        ha.call(
+            "POST",
+            "/v1/server-groups",
+            201,
+            json={"name": f"g{n}", "project": "disaster", "policy": "anti-affinity"},
+        )["id"]
+        for n in range(GROUPS)
+    ]
+    gate = threading.Barrier(32)
+
+    def one(i: int) -> httpx.Response:
+        if i < 32:
+            gate.wait()
+        body = {"name": f"vm-{i:03d}", "project": "disaster", "flavor": "c1", "image": "cirros"}
+        if i % 2:
+            body["server_group"] = groups[i % GROUPS]
+        client = [ha, hb][i % 2]
+        return client.client.post("/v1/instances", headers=client.headers, json=body)
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        responses = list(pool.map(one, range(500)))
+    assert [r.status_code for r in responses] == [202] * 500, {
+        r.status_code: r.text[:300] for r in responses if r.status_code != 202
+    }
+    while a.place_pending() + b.place_pending():  # settle requests that lost races
+        pass
+    per_host = check_claims(ha)  # zero overcommit, books exact
+    # 250 ungrouped all fit (400 slots); each group gets one member per host (5 x 20)
+    assert sum(per_host.values()) == 250 + GROUPS * GROUP_HOSTS
+    instances = ha.instances()
+    for gid in groups:
+        hosts = Counter(
+            i["host"] for i in instances if i["server_group"] == gid and i["state"] in CLAIMING
+        )
+        assert hosts, gid
+        assert max(hosts.values()) == 1, (gid, hosts)  # zero anti-affinity violations
+        assert sum(hosts.values()) == GROUP_HOSTS  # 50 asked, one per host fits
+    pending = [i for i in instances if i["state"] == "PENDING"]
+    assert len(pending) == 250 - GROUPS * GROUP_HOSTS
+    assert all(i["pending_reason"] for i in pending)

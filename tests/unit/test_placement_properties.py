@@ -32,6 +32,7 @@ from controlplane.domain.image import Image
 from controlplane.domain.instance import CLAIMING, Instance, InstanceState
 from controlplane.domain.resources import DIMENSIONS, Resources
 from controlplane.scheduler.checks import CHECKS
+from controlplane.scheduler.context import Context
 from controlplane.scheduler.view import PlacementRequest
 from controlplane.store import Store, open_store
 
@@ -119,9 +120,8 @@ def nothing_fits(store: Store, flavor: str, dc: str | None) -> bool:
     request = PlacementRequest(
         resources=Resources(vcpus=vcpus, ram_mib=ram, disk_gib=disk), datacentre=dc
     )
-    return not any(
-        all(check(h, request) is None for _, check in CHECKS) for h in store.hosts.view()
-    )
+    ctx = Context.of(request)
+    return not any(all(check(h, ctx) is None for check in CHECKS) for h in store.hosts.view())
 
 
 capacities = st.builds(

@@ -1,4 +1,5 @@
-"""``/v1/instances``: create, list, show, start/stop/reboot, resize, delete, action history."""
+"""``/v1/instances``: create (one or ``count``), list, show, placement explanation,
+start/stop/reboot, resize, delete, action history."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from controlplane.domain.errors import NotFound
 from controlplane.domain.instance import Instance, InstanceAction, InstanceState
 from controlplane.domain.org import can_see_org
 from controlplane.schemas.common import Page
-from controlplane.schemas.instance import InstanceCreate, InstanceResize
+from controlplane.schemas.instance import (
+    InstanceBatch,
+    InstanceCreate,
+    InstancePlacement,
+    InstanceResize,
+)
 from controlplane.store import Store
+from controlplane.store.instance import Hints
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 
@@ -44,17 +51,20 @@ def list_instances(
     return Page(items=items, next_marker=items[-1].id if len(items) == limit else None)
 
 
-@router.post("", name="instance.create", status_code=202, response_model=Instance)
+@router.post("", name="instance.create", status_code=202, response_model=Instance | InstanceBatch)
 def create_instance(
     body: InstanceCreate, request: Request, store: StoreDep, who: UserDep, rid: RequestId
-) -> Instance:
-    """Create and place; 202 because the agent builds it asynchronously."""
+) -> Instance | InstanceBatch:
+    """Create and place; 202 because the agent builds it asynchronously.
+
+    With ``count`` > 1 the answer is an ``InstanceBatch`` of every instance created.
+    """
     project = store.orgs.get(body.project)
     if not can_see_org(project.path, who.org_path):  # as if it did not exist: no leak
         raise NotFound("org", body.project)
     audit_target(request, "instance", body.name, project.path)
     require_mutate(who, project.path)
-    created = store.instances.create(
+    created = store.instances.create_many(
         name=body.name,
         project=body.project,
         flavor=body.flavor,
@@ -62,15 +72,43 @@ def create_instance(
         datacentre=body.datacentre,
         actor=who.name,
         request_id=rid,
+        count=body.count,
+        all_or_nothing=body.all_or_nothing,
+        server_group=body.server_group,
+        hints=Hints(
+            required_traits=frozenset(body.required_traits),
+            forbidden_traits=frozenset(body.forbidden_traits),
+            policy=body.policy,
+        ),
     )
-    audit_target(request, "instance", created.id, project.path)
-    return created
+    if body.count == 1:
+        audit_target(request, "instance", created[0].id, project.path)
+        return created[0]
+    audit_target(request, "instance", ",".join(i.id for i in created)[:200], project.path)
+    placed = sum(i.state is not InstanceState.PENDING for i in created)
+    return InstanceBatch(items=created, placed=placed, pending=len(created) - placed)
 
 
 @router.get("/{instance_id}", name="instance.show", response_model=Instance)
 def show_instance(instance_id: str, store: StoreDep, who: UserDep) -> Instance:
     """One instance."""
     return store.instances.get(instance_id, who.org_path)
+
+
+@router.get("/{instance_id}/placement", name="instance.placement", response_model=InstancePlacement)
+def instance_placement(instance_id: str, store: StoreDep, who: UserDep) -> InstancePlacement:
+    """Where the instance is, and the scheduler's last explanation (hosts evaluated,
+    rejected per check with examples, which dimension ran out where)."""
+    inst = store.instances.get(instance_id, who.org_path)
+    return InstancePlacement(
+        instance_id=inst.id,
+        name=inst.name,
+        state=inst.state,
+        datacentre=inst.datacentre,
+        host_name=inst.host_name,
+        pending_reason=inst.pending_reason,
+        explanation=inst.placement,
+    )
 
 
 @router.get("/{instance_id}/actions", name="instance.actions", response_model=list[InstanceAction])

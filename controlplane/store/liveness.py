@@ -1,0 +1,117 @@
+"""Host liveness sweeps: SUSPECT and DOWN hosts, UNKNOWN instances.
+
+:meth:`LivenessRepo.sweep` is what the liveness loop of every API replica runs each
+second. It selects the watched hosts whose last heartbeat is older than the SUSPECT
+cutoff, locks them, re-assesses each under the lock (a heartbeat that committed in
+between wins) and moves it on. A host going DOWN turns its placed instances UNKNOWN in
+the same transaction, with an entry in each instance's action history; the SLA history
+records the change, so the downtime counts from that moment. Replicas racing on the same
+host are harmless: the second finds nothing left to change. The next heartbeat
+(``HostRepo.heartbeat``) brings the host back to ACTIVE and wakes its agent, whose full
+status report then replaces UNKNOWN with what really runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from controlplane.domain.host import HostState
+from controlplane.domain.instance import InstanceState
+from controlplane.domain.liveness import WATCHED, LivenessPolicy, assess
+from controlplane.store.db import Database
+from controlplane.store.tables import HostRow, InstanceActionRow, InstanceRow
+
+log = logging.getLogger(__name__)
+#: Instance states that become UNKNOWN when their host goes DOWN.
+PLACED: tuple[str, ...] = tuple(
+    s.value
+    for s in (
+        InstanceState.SCHEDULED,
+        InstanceState.BUILDING,
+        InstanceState.RUNNING,
+        InstanceState.STOPPED,
+        InstanceState.ERROR,
+    )
+)
+
+
+@dataclass
+class SweepReport:
+    """Hosts moved by one sweep (names), and the instances made UNKNOWN (ids)."""
+
+    suspect: list[str] = field(default_factory=list)
+    down: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+class LivenessRepo:
+    """Applies :func:`controlplane.domain.liveness.assess` to the fleet."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime], policy: LivenessPolicy) -> None:
+        self.db = db
+        self.clock = clock
+        self.policy = policy
+
+    def sweep(self) -> SweepReport:
+        """Move silent hosts to SUSPECT or DOWN; returns what changed."""
+        now = self.clock()
+        suspect_before, _ = self.policy.cutoffs(now)
+        report = SweepReport()
+        with self.db.transaction() as session:
+            hosts = session.scalars(
+                select(HostRow)
+                .where(
+                    HostRow.state.in_([s.value for s in WATCHED]),
+                    HostRow.last_heartbeat < suspect_before,
+                )
+                .order_by(HostRow.id)  # one lock order for every replica
+                .with_for_update()
+            )
+            for host in hosts:
+                new = assess(HostState(host.state), host.last_heartbeat, now, self.policy)
+                if new is None:
+                    continue
+                log.warning(
+                    "host=%s state %s -> %s: last heartbeat %s",
+                    host.name,
+                    host.state,
+                    new.value,
+                    host.last_heartbeat,
+                )
+                host.state = new.value
+                host.generation += 1
+                if new is HostState.SUSPECT:
+                    report.suspect.append(host.name)
+                    continue
+                report.down.append(host.name)
+                instances = session.scalars(
+                    select(InstanceRow)
+                    .where(InstanceRow.host_id == host.id, InstanceRow.state.in_(PLACED))
+                    .order_by(InstanceRow.id)
+                    .with_for_update()
+                )
+                for row in instances:
+                    row.state, row.updated_at = InstanceState.UNKNOWN.value, now
+                    report.unknown.append(row.id)
+                    session.add(
+                        InstanceActionRow(
+                            instance_id=row.id,
+                            action="host-down",
+                            request_id="liveness",
+                            actor="liveness",
+                            started_at=now,
+                            finished_at=now,
+                            result="success",
+                            message=(
+                                f"host {host.name} stopped reporting (last heartbeat "
+                                f"{host.last_heartbeat:%Y-%m-%d %H:%M:%S}); state unknown "
+                                "until it reports again"
+                            ),
+                        )
+                    )
+        return report
