@@ -18,6 +18,10 @@ what libvirt shows, then:
   resize; its metadata is kept, and a running domain is never redefined); then converge
   power state, and reboot when the assignment's ``reboot_seq`` is newer than the one
   stored in the domain's metadata;
+* migrations (``assignment.migration``): the source live-migrates to the target's URI
+  when the driver can, else pauses (live) or powers off (cold) its copy and reports
+  ``ready``; the target never creates the domain before the handoff (``create``) and
+  never fences one arriving; the source's copy is fenced once the move is done;
 * reports the observed state of every assignment. A failure of one instance is reported as
   ``error`` with the hypervisor's message and does not stop the others.
 
@@ -66,6 +70,9 @@ from agents.protocol.v1 import (
     Heartbeat,
     HeartbeatAck,
     InstanceStatus,
+    MigrationOrder,
+    MigrationProgress,
+    MigrationRole,
     RegisterRequest,
     StatusReport,
 )
@@ -300,6 +307,24 @@ def observed_status(
     )
 
 
+def incoming_status(instance_id: str, domain: DomainInfo | None) -> InstanceStatus:
+    """What the target of a migration reports before the handoff: it never creates or
+    touches the domain; one arriving by live migration is paused until it completes."""
+    if domain is None:
+        return InstanceStatus(
+            instance_id=instance_id,
+            state=ActualState.ABSENT,
+            message="waiting for an incoming migration",
+        )
+    if domain.state is PowerState.PAUSED:
+        return InstanceStatus(
+            instance_id=instance_id,
+            state=ActualState.BUILDING,
+            message="incoming migration in progress",
+        )
+    return observed_status(instance_id, domain)
+
+
 def clean_message(message: str) -> str:
     """A message that fits the protocol's Text type (no control characters, <= 200 chars)."""
     flat = _CONTROL_CHARS.sub(" ", message).strip()
@@ -532,6 +557,12 @@ class Agent:
 
     def _reconcile_one(self, assignment: Assignment, domain: DomainInfo | None) -> InstanceStatus:
         instance_id = assignment.instance_id
+        order = assignment.migration
+        if order is not None and assignment.desired is not DesiredState.DELETED:
+            if order.role is MigrationRole.SOURCE:
+                return self._migrate_out(assignment, order, domain)
+            if not assignment.create:
+                return incoming_status(instance_id, domain)
         try:
             try:
                 domain = self._apply(assignment, domain)
@@ -563,6 +594,61 @@ class Agent:
             message = "domain not found on host; not recreated"
             log.warning("instance=%s action=none state=absent reason=vanished", instance_id)
         return observed_status(instance_id, domain, message=message)
+
+    def _migrate_out(
+        self, assignment: Assignment, order: MigrationOrder, domain: DomainInfo | None
+    ) -> InstanceStatus:
+        """The source side of a migration: live-migrate when the driver can reach the
+        target; otherwise pause (live) or power off (cold) the copy here and report
+        ``ready`` so the target may start its own. Never two running copies."""
+        instance_id = assignment.instance_id
+        if domain is None:
+            return InstanceStatus(
+                instance_id=instance_id,
+                state=ActualState.ABSENT,
+                migration=MigrationProgress.DONE,
+                message="no domain here (already migrated)",
+            )
+        try:
+            if (
+                order.live
+                and domain.state in (PowerState.RUNNING, PowerState.PAUSED)
+                and self.driver.can_migrate_to(order.peer_uri)
+            ):
+                log.info(
+                    "instance=%s action=migrate target=%s migration=%s",
+                    instance_id,
+                    order.peer_uri,
+                    order.id,
+                )
+                self.driver.migrate(instance_id, order.peer_uri)
+                return InstanceStatus(
+                    instance_id=instance_id,
+                    state=ActualState.ABSENT,
+                    migration=MigrationProgress.DONE,
+                    message=clean_message(f"live-migrated to {order.peer_uri}"),
+                )
+            if order.live:
+                log.info("instance=%s action=pause reason=move migration=%s", instance_id, order.id)
+                domain = self.driver.suspend(instance_id)
+            elif domain.state is not PowerState.STOPPED:
+                log.info(
+                    "instance=%s action=stop reason=cold move migration=%s", instance_id, order.id
+                )
+                domain = self.driver.stop(instance_id)
+        except DriverError as err:
+            self.metrics.reconcile_errors.labels("instance").inc()
+            log.error("instance=%s action=migrate failed: %s", instance_id, err.message)
+            current = self.driver.get(instance_id) if not isinstance(err, DomainNotFound) else None
+            return observed_status(instance_id, current).model_copy(
+                update={
+                    "migration": MigrationProgress.FAILED,
+                    "message": clean_message(err.message),
+                }
+            )
+        return observed_status(instance_id, domain).model_copy(
+            update={"migration": MigrationProgress.READY}
+        )
 
     def _apply(self, assignment: Assignment, domain: DomainInfo | None) -> DomainInfo | None:
         """Run the plan for one instance; return the domain as observed afterwards."""

@@ -55,8 +55,8 @@ class AgentSettings(BaseSettings):
 
     #: Base URL of the control plane, e.g. ``https://govcloud.example:8443``.
     control_plane_url: str = Field(min_length=1)
-    #: One-time token from ``govcloud host enroll``; needed only until the host has
-    #: registered and stored its credential.
+    #: One-time token from ``govcloud host token create`` (``host enrol`` issues one);
+    #: needed only until the host has registered and stored its credential.
     bootstrap_token: SecretStr | None = None
     #: The host's name in the control plane.
     name: Name

@@ -33,6 +33,7 @@ from agents.drivers.hostxml import write_host_xml
 from agents.drivers.libvirt import LibvirtDriver
 from agents.metrics import AgentMetrics, MetricsServer, TimedDriver, serve
 from agents.protocol.v1 import ActualState
+from agents.usage import build_reporter
 
 log = logging.getLogger("agents")
 
@@ -164,7 +165,10 @@ def _run_forever(agent: Agent) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    usage = build_reporter(agent)  # Cloud Open Lab scenario loads (agents/usage.py)
+    usage.start()
     agent.run_forever()
+    usage.stop()
     agent.stop(timeout_s=5.0)
     return 0
 

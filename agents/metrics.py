@@ -172,6 +172,18 @@ class TimedDriver:
         """Timed ``delete``."""
         return self.metrics.timed("delete", lambda: self.inner.delete(instance_id))
 
+    def suspend(self, instance_id: str) -> DomainInfo:
+        """Timed ``suspend``."""
+        return self.metrics.timed("suspend", lambda: self.inner.suspend(instance_id))
+
+    def can_migrate_to(self, target_uri: str) -> bool:
+        """The wrapped driver's answer (not timed: no hypervisor call)."""
+        return self.inner.can_migrate_to(target_uri)
+
+    def migrate(self, instance_id: str, target_uri: str) -> None:
+        """Timed ``migrate``."""
+        self.metrics.timed("migrate", lambda: self.inner.migrate(instance_id, target_uri))
+
     def read_metadata(self, instance_id: str) -> InstanceMetadata:
         """Timed ``read_metadata``."""
         return self.metrics.timed("read_metadata", lambda: self.inner.read_metadata(instance_id))

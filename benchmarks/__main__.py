@@ -34,19 +34,30 @@ from tests.pg import PgCluster, PgUnavailable
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The benchmarks in run order; each is the module ``benchmarks.<name>``.
-BENCHMARKS: tuple[str, ...] = ("placement", "api", "agent", "provisioning")
+BENCHMARKS: tuple[str, ...] = (
+    "placement",
+    "api",
+    "agent",
+    "provisioning",
+    "versus",
+    "scale",
+    "planner",
+)
 #: Benchmarks that need no database.
-NO_DATABASE = frozenset({"agent"})
+NO_DATABASE = frozenset({"agent", "planner"})
 FULL_SUITE = "provisioning"
 
 
 def _load() -> dict[str, Callable[[Context], Result]]:
     """Each benchmark's ``run``, imported only now: after the warning filters are set."""
-    from benchmarks import agent, api, placement, provisioning
+    from benchmarks import agent, api, placement, provisioning, scale, versus
 
     runs: dict[str, Callable[[Context], Result]] = {
-        module.NAME: module.run for module in (placement, api, agent, provisioning)
+        module.NAME: module.run for module in (placement, api, agent, provisioning, versus, scale)
     }
+    from benchmarks import planner
+
+    runs[planner.NAME] = planner.run
     assert tuple(runs) == BENCHMARKS
     return runs
 

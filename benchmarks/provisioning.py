@@ -9,7 +9,7 @@ at a time and the API is polled until the instance is RUNNING (or ERROR).
 
 The path measured: create + placement -> the host's assignment generation is bumped -> the
 agent's long-poll notices (the server re-checks the generation every
-``controlplane.api.routes.agent.POLL_STEP_S``) -> the agent defines and starts the domain ->
+``controlplane.api.longpoll.POLL_STEP_S``) -> the agent defines and starts the domain ->
 reports RUNNING -> the next GET shows it.
 """
 
@@ -35,7 +35,7 @@ from benchmarks import (
     latency_ms,
     seed_catalogue,
 )
-from controlplane.api.routes.agent import POLL_STEP_S
+from controlplane.api.longpoll import POLL_STEP_S
 from controlplane.store import open_store
 from tests.api_helper import Api
 

@@ -42,9 +42,13 @@ from controlplane.domain.lab import (
     Vendor,
 )
 from controlplane.domain.maintenance import MaintenanceWindow
+from controlplane.domain.migration import Drain, Migration
 from controlplane.domain.org import Organisation
 from controlplane.domain.quota import QuotaChange, QuotaDrift, QuotaEvent, QuotaReport, QuotaSet
 from controlplane.domain.server_group import ServerGroup
+from controlplane.lab.runs import LabRun, SeriesPoint
+from controlplane.lab.scenario import Scenario
+from controlplane.planner.sizing import Measurements
 from controlplane.schemas.catalog import (
     DataCentreCreate,
     DataCentreUpdate,
@@ -65,11 +69,20 @@ from controlplane.schemas.lab import (
     EvidenceCreate,
     ExtensionCreate,
     ExtensionDecided,
+    Promote,
+    Promoted,
+    RunCancel,
     SignoffCreate,
     SignoffResult,
     TemplateView,
     TrialCreate,
     VendorCreate,
+)
+from controlplane.schemas.migration import (
+    DrainRequest,
+    EvacuateRequest,
+    MaintenanceRequest,
+    MigrateRequest,
 )
 from controlplane.schemas.org import OrgCreate
 from controlplane.schemas.quota import QuotaApply, QuotaVerify
@@ -124,9 +137,19 @@ _EVIDENCE_LIST = TypeAdapter(list[Evidence])
 _SIGNOFF_RESULT = TypeAdapter(SignoffResult)
 _CATALOG = TypeAdapter(list[CatalogEntry])
 _CATALOG_ENTRY = TypeAdapter(CatalogEntry)
+_LAB_RUN = TypeAdapter(LabRun)
+_LAB_RUNS = TypeAdapter(list[LabRun])
+_LAB_SERIES = TypeAdapter(list[SeriesPoint])
+_MEASUREMENTS = TypeAdapter(Measurements)
+_PROMOTED = TypeAdapter(Promoted)
 _SLA_REPORT = TypeAdapter(SlaReport)
 _WINDOW = TypeAdapter(MaintenanceWindow)
 _WINDOWS = TypeAdapter(list[MaintenanceWindow])
+_MIGRATION = TypeAdapter(Migration)
+_MIGRATIONS = TypeAdapter(list[Migration])
+_DRAIN = TypeAdapter(Drain)
+_DRAIN_OR_NONE = TypeAdapter(Drain | None)
+_DRAINS = TypeAdapter(list[Drain])
 
 API_PREFIX = "/v1"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -330,6 +353,56 @@ class GovcloudClient:
     def create_bootstrap_token(self, body: BootstrapTokenCreate) -> BootstrapToken:
         """``POST /v1/hosts/bootstrap-tokens``: a one-time token to enrol one host."""
         return self._send("POST", "/hosts/bootstrap-tokens", _BOOTSTRAP, body)
+
+    # -- migrations, drains, evacuations (docs/fleet.md) -----------------------------------
+
+    def migrate_instance(self, instance_id: str, target: str | None = None) -> Migration:
+        """``POST /v1/instances/{id}/migrate``: live-migrate within the data centre."""
+        body = MigrateRequest(target=target) if target else MigrateRequest()
+        return self._send("POST", f"/instances/{_seg(instance_id)}/migrate", _MIGRATION, body)
+
+    def list_migrations(
+        self,
+        *,
+        instance: str | None = None,
+        host: str | None = None,
+        drain: str | None = None,
+        active: bool | None = None,
+    ) -> list[Migration]:
+        """``GET /v1/migrations``: newest first."""
+        return self._get(
+            "/migrations", _MIGRATIONS, instance=instance, host=host, drain=drain, active=active
+        )
+
+    def get_migration(self, migration_id: str) -> Migration:
+        """``GET /v1/migrations/{id}``."""
+        return self._get(f"/migrations/{_seg(migration_id)}", _MIGRATION)
+
+    def drain_host(self, ident: str, body: DrainRequest) -> Drain:
+        """``POST /v1/hosts/{host}/drain``."""
+        return self._send("POST", f"/hosts/{_seg(ident)}/drain", _DRAIN, body)
+
+    def maintain_host(self, ident: str, body: MaintenanceRequest) -> Drain:
+        """``POST /v1/hosts/{host}/maintenance``: drain, then MAINTENANCE until a time."""
+        return self._send("POST", f"/hosts/{_seg(ident)}/maintenance", _DRAIN, body)
+
+    def undrain_host(self, ident: str) -> Drain | None:
+        """``POST /v1/hosts/{host}/undrain``: back to ACTIVE."""
+        return self._send("POST", f"/hosts/{_seg(ident)}/undrain", _DRAIN_OR_NONE)
+
+    def get_drain(self, drain_id: str) -> Drain:
+        """``GET /v1/drains/{id}``: progress."""
+        return self._get(f"/drains/{_seg(drain_id)}", _DRAIN)
+
+    def list_drains(
+        self, *, subject: str | None = None, running: bool | None = None
+    ) -> list[Drain]:
+        """``GET /v1/drains``: newest first."""
+        return self._get("/drains", _DRAINS, subject=subject, running=running)
+
+    def evacuate_datacentre(self, code: str, body: EvacuateRequest) -> Drain:
+        """``POST /v1/datacentres/{code}/evacuate``: move everything to another DC."""
+        return self._send("POST", f"/datacentres/{_seg(code)}/evacuate", _DRAIN, body)
 
     # -- instances -------------------------------------------------------------------------
 
@@ -591,6 +664,36 @@ class GovcloudClient:
     def lab_catalog_entry(self, trial_id: str) -> CatalogEntry:
         """``GET /v1/lab/catalog/{id}``."""
         return self._get(f"/lab/catalog/{_seg(trial_id)}", _CATALOG_ENTRY)
+
+    # -- lab: scenario runs, sizing input, promotion ---------------------------------------
+
+    def start_lab_run(self, trial_id: str, scenario: Scenario) -> LabRun:
+        """``POST /v1/lab/trials/{id}/runs``: start a scenario run."""
+        return self._send("POST", f"/lab/trials/{_seg(trial_id)}/runs", _LAB_RUN, scenario)
+
+    def lab_runs(self, trial_id: str) -> list[LabRun]:
+        """``GET /v1/lab/trials/{id}/runs``: a trial's runs, newest first."""
+        return self._get(f"/lab/trials/{_seg(trial_id)}/runs", _LAB_RUNS)
+
+    def lab_run(self, run_id: str) -> LabRun:
+        """``GET /v1/lab/runs/{id}``: progress and per-group statistics."""
+        return self._get(f"/lab/runs/{_seg(run_id)}", _LAB_RUN)
+
+    def lab_run_series(self, run_id: str, group: str | None = None) -> list[SeriesPoint]:
+        """``GET /v1/lab/runs/{id}/series``: every sample."""
+        return self._get(f"/lab/runs/{_seg(run_id)}/series", _LAB_SERIES, group=group)
+
+    def cancel_lab_run(self, run_id: str, body: RunCancel) -> LabRun:
+        """``POST /v1/lab/runs/{id}/cancel``: remove everything the run created."""
+        return self._send("POST", f"/lab/runs/{_seg(run_id)}/cancel", _LAB_RUN, body)
+
+    def lab_measurements(self, trial_id: str) -> Measurements:
+        """``GET /v1/lab/trials/{id}/measurements``: the latest completed run, for sizing."""
+        return self._get(f"/lab/trials/{_seg(trial_id)}/measurements", _MEASUREMENTS)
+
+    def promote_trial(self, trial_id: str, body: Promote) -> Promoted:
+        """``POST /v1/lab/trials/{id}/promote``: move its servers into a project."""
+        return self._send("POST", f"/lab/trials/{_seg(trial_id)}/promote", _PROMOTED, body)
 
     # -- audit -----------------------------------------------------------------------------
 

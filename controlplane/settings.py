@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     host_down_after_s: float = Field(12.0, gt=0)
     #: How often each replica sweeps for silent hosts.
     liveness_interval_s: float = Field(1.0, gt=0)
+    #: Self-fencing lease of agents in restart-elsewhere data centres: an agent that cannot
+    #: reach the control plane this long powers its domains off (must exceed the DOWN time).
+    host_fence_after_s: float = Field(30.0, gt=0)
+    #: Evacuation waits this long beyond the lease before restarting instances elsewhere.
+    evacuation_margin_s: float = Field(15.0, gt=0)
+    #: How often each replica advances drains and checks in-flight migrations.
+    drain_interval_s: float = Field(2.0, gt=0)
+    #: A migration still in flight after this long is rolled back (the instance stays put).
+    migration_timeout_s: float = Field(600.0, gt=0)
     #: Longest an agent's assignment long-poll may wait.
     max_poll_wait_s: float = Field(30.0, ge=0)
     #: How often the pending-placement loop retries PENDING instances.

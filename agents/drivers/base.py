@@ -184,6 +184,21 @@ class HostDriver(Protocol):
         """Destroy and undefine the domain; False if there was none."""
         ...
 
+    def suspend(self, instance_id: str) -> DomainInfo:
+        """Pause a running domain (the source side of a move without live migration)."""
+        ...
+
+    def can_migrate_to(self, target_uri: str) -> bool:
+        """Whether :meth:`migrate` can reach ``target_uri`` (False on the test driver,
+        whose hosts are private to their process)."""
+        ...
+
+    def migrate(self, instance_id: str, target_uri: str) -> None:
+        """Live-migrate the running domain to the hypervisor at ``target_uri``; afterwards
+        it runs (persistently defined) there and is gone from this host. Raises
+        DriverError and leaves the domain here if the migration fails."""
+        ...
+
     def read_metadata(self, instance_id: str) -> InstanceMetadata:
         """govcloud's metadata stored in the domain (defaults if it has none)."""
         ...

@@ -77,6 +77,37 @@ class ImageSpec(BaseModel):
     cmdline: Text = ""
 
 
+class MigrationRole(StrEnum):
+    """This host's side of a migration."""
+
+    SOURCE = "source"
+    TARGET = "target"
+
+
+class MigrationOrder(BaseModel):
+    """Optional on an assignment: the instance is moving (absent from older control planes).
+
+    ``source``, ``live``: migrate the running domain to ``peer_uri`` when the driver can
+    (libvirt live migration), else pause it and report ``ready``. ``source``, not live
+    (cold): power the domain off and report ``ready``. ``target``: with ``create`` false,
+    only adopt a domain that arrives (never fence it); with ``create`` true (the handoff),
+    define and start it as any new assignment.
+    """
+
+    id: str = Field(min_length=1, max_length=64)
+    role: MigrationRole
+    live: bool = True
+    peer_uri: str = Field("", max_length=1024)
+
+
+class MigrationProgress(StrEnum):
+    """What the source side reports about a migration."""
+
+    READY = "ready"
+    DONE = "done"
+    FAILED = "failed"
+
+
 class Assignment(BaseModel):
     """One instance the host must run (or remove)."""
 
@@ -95,6 +126,8 @@ class Assignment(BaseModel):
     #: True until the agent has created the domain once; afterwards a missing domain is
     #: reported as vanished instead of being silently recreated.
     create: bool
+    #: Set while the instance moves between hosts (see :class:`MigrationOrder`).
+    migration: MigrationOrder | None = None
 
 
 class AssignmentList(BaseModel):
@@ -130,9 +163,74 @@ class InstanceStatus(BaseModel):
     vcpus: int | None = Field(None, ge=1)
     ram_mib: int | None = Field(None, ge=1)
     message: Text = ""
+    #: The source side of a migration: ready for the handoff, done (live-migrated away) or
+    #: failed (``message`` says why). Absent from older agents.
+    migration: MigrationProgress | None = None
 
 
 class StatusReport(BaseModel):
     """A batch of observations."""
 
     instances: list[InstanceStatus] = Field(default_factory=list, max_length=10000)
+
+
+# -- Cloud Open Lab load profiles and usage samples (optional; older agents ignore them) ----
+
+
+class CurveShape(StrEnum):
+    """How a synthetic utilisation moves between ``low`` and ``high`` over ``period_s``."""
+
+    CONSTANT = "constant"  # always ``high``
+    RAMP = "ramp"  # low -> high over one period, then high
+    SINE = "sine"  # low -> high -> low every period
+    SQUARE = "square"  # high for ``duty`` of each period, low otherwise
+
+
+class LoadCurve(BaseModel):
+    """Utilisation of one resource as a fraction (0..1) of the flavor's amount over time."""
+
+    shape: CurveShape = CurveShape.CONSTANT
+    low: float = Field(0.0, ge=0, le=1)
+    high: float = Field(0.5, ge=0, le=1)
+    period_s: float = Field(60.0, gt=0, le=86400)
+    duty: float = Field(0.5, gt=0, le=1)
+
+
+class LoadProfile(BaseModel):
+    """The synthetic load of one VM of a scenario group (CPU, RAM, disk)."""
+
+    cpu: LoadCurve = LoadCurve()
+    ram: LoadCurve = LoadCurve()
+    disk: LoadCurve = LoadCurve(high=0.2)
+
+
+class InstanceLoad(BaseModel):
+    """A load to apply to (simulated hosts) or measure on (real hosts) one instance."""
+
+    instance_id: InstanceId
+    run_id: str = Field(max_length=64)
+    profile: LoadProfile
+
+
+class LoadList(BaseModel):
+    """Instances of this host that are under a Lab scenario load right now."""
+
+    host_id: str
+    sample_interval_s: float = Field(5.0, gt=0)
+    loads: list[InstanceLoad] = Field(default_factory=list)
+
+
+class UsageSample(BaseModel):
+    """Measured utilisation of one instance, fractions (0..1) of its flavor."""
+
+    instance_id: InstanceId
+    cpu: float = Field(ge=0, le=1)
+    ram: float = Field(ge=0, le=1)
+    disk: float = Field(ge=0, le=1)
+    source: str = Field("synthetic", max_length=32, description="synthetic or libvirt")
+
+
+class UsageReport(BaseModel):
+    """A batch of usage samples from one host."""
+
+    samples: list[UsageSample] = Field(default_factory=list, max_length=10000)

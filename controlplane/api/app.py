@@ -8,21 +8,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from controlplane.api import audit, errors
+from controlplane.api.longpoll import GenerationWatch
 from controlplane.api.routes import ROUTERS, dashboard, metrics
 from controlplane.api.routes import lab as lab_routes
-from controlplane.api.routes import maintenance as maintenance_routes
+from controlplane.api.routes import migration as migration_routes
 from controlplane.api.routes import schedule as schedule_routes
 from controlplane.api.routes import server_group as server_group_routes
-from controlplane.api.routes import sla as sla_routes
-from controlplane.domain.liveness import LivenessPolicy
 from controlplane.metrics import registry as metrics_registry
 from controlplane.metrics.api import ApiMetricsMiddleware
+from controlplane.reconciler import drain as drain_loop
+from controlplane.reconciler import liveness as host_failures
 from controlplane.reconciler.lab import LabLoop
-from controlplane.reconciler.liveness import LivenessLoop
 from controlplane.reconciler.pending import PendingLoop
 from controlplane.settings import Settings
 from controlplane.store import Store
-from controlplane.store.liveness import LivenessRepo
 
 API_VERSION = "0.1.0"
 
@@ -30,17 +29,8 @@ API_VERSION = "0.1.0"
 def create_app(settings: Settings, store: Store) -> FastAPI:
     """Build the API over ``store``; background loops run while the app is served."""
     pending = PendingLoop(store, settings.pending_retry_interval_s)
-    liveness = LivenessLoop(
-        LivenessRepo(
-            store.db,
-            store.clock,
-            LivenessPolicy(
-                suspect_after_s=settings.host_suspect_after_s,
-                down_after_s=settings.host_down_after_s,
-            ),
-        ),
-        settings.liveness_interval_s,
-    )
+    liveness = host_failures.build(settings, store, on_requeue=pending.poke)
+    drains = drain_loop.build(settings, store)  # host drain, maintenance, dc evacuate
     lab_loop = LabLoop(store, lab_routes.policy_of(settings), settings.lab_loop_interval_s)
     telemetry = metrics_registry.build(store)
     pending.run_once = telemetry.reconcile.counted("pending", pending.run_once)  # type: ignore[method-assign]
@@ -52,9 +42,11 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
             pending.start()
             liveness.start()
             lab_loop.start()
+            drains.start()
         try:
             yield
         finally:
+            drains.stop()
             lab_loop.stop()
             liveness.stop()
             pending.stop()
@@ -69,17 +61,18 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.store = store
     app.state.pending = pending
     app.state.liveness = liveness
+    app.state.longpoll = GenerationWatch(store.hosts.assignment_generations)
     app.state.lab_loop = lab_loop
+    app.state.drains = drains
     if settings.admin_token:
         store.users.ensure_admin(settings.admin_token)
     errors.install(app)
     audit.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
-    for router in (maintenance_routes.router, sla_routes.router):  # SLA (issue 6)
-        app.include_router(router, prefix="/v1")
     for router in (server_group_routes.router, schedule_routes.router):  # scheduler (issue 3)
         app.include_router(router, prefix="/v1")
+    app.include_router(migration_routes.router, prefix="/v1")  # fleet moves (issue 5)
     app.include_router(lab_routes.router, prefix="/v1")  # Cloud Open Lab (issue 7)
     app.state.metrics = telemetry.registry
     app.state.telemetry = telemetry

@@ -6,15 +6,24 @@ from typing import Annotated
 
 import typer
 
+from controlplane.cli import fleet
 from controlplane.cli.context import api
 from controlplane.cli.crud import add_read_commands
 from controlplane.cli.errors import CliProblem, validated
 from controlplane.cli.output import Column, OutputFormat, OutputOpt, emit_one, note
 from controlplane.client import GovcloudClient
 from controlplane.domain.datacentre import DataCentre, DataCentreState, PlacementPolicy
+from controlplane.domain.evacuation import EvacuationPolicy
 from controlplane.schemas.catalog import DataCentreCreate, DataCentreUpdate
 
 app = typer.Typer(help="Data centres.", no_args_is_help=True)
+EvacuationOpt = Annotated[
+    EvacuationPolicy | None,
+    typer.Option(
+        "--evacuation",
+        help="what happens to instances of a host that goes down: none or restart-elsewhere",
+    ),
+]
 
 COLUMNS: list[Column[DataCentre]] = [
     Column("CODE", lambda d: d.code),
@@ -22,6 +31,7 @@ COLUMNS: list[Column[DataCentre]] = [
     Column("LOCATION", lambda d: d.location),
     Column("STATE", lambda d: d.state),
     Column("POLICY", lambda d: d.placement_policy),
+    Column("EVACUATION", lambda d: d.evacuation_policy),
 ]
 
 add_read_commands(
@@ -36,6 +46,7 @@ add_read_commands(
 )
 
 CodeArg = Annotated[str, typer.Argument(metavar="CODE", help="short code, e.g. tpe-1")]
+app.command("evacuate")(fleet.evacuate)
 
 
 @app.command("create")
@@ -48,11 +59,17 @@ def create(
         PlacementPolicy | None,
         typer.Option("--policy", help="default placement policy: pack or spread"),
     ] = None,
+    evacuation: EvacuationOpt = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
     """Add a data centre (platform-admins only)."""
     body = validated(
-        DataCentreCreate, code=code, name=name, location=location, placement_policy=policy
+        DataCentreCreate,
+        code=code,
+        name=name,
+        location=location,
+        placement_policy=policy,
+        evacuation_policy=evacuation,
     )
     created = api(ctx).create_datacentre(body)
     note(
@@ -76,14 +93,21 @@ def update(
         PlacementPolicy | None,
         typer.Option("--policy", help="default placement policy: pack or spread"),
     ] = None,
+    evacuation: EvacuationOpt = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Change a data centre's name, location, state or placement policy."""
-    if name is None and location is None and state is None and policy is None:
+    """Change a data centre's name, location, state, placement or evacuation policy."""
+    if all(v is None for v in (name, location, state, policy, evacuation)):
         raise CliProblem(
-            "nothing to change", hint="give at least one of --name, --location, --state, --policy"
+            "nothing to change",
+            hint="give at least one of --name, --location, --state, --policy, --evacuation",
         )
     body = validated(
-        DataCentreUpdate, name=name, location=location, state=state, placement_policy=policy
+        DataCentreUpdate,
+        name=name,
+        location=location,
+        state=state,
+        placement_policy=policy,
+        evacuation_policy=evacuation,
     )
     emit_one(api(ctx).update_datacentre(code, body), output)

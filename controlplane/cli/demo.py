@@ -43,16 +43,25 @@ from rich.status import Status
 from controlplane.cli import demo_data as data
 from controlplane.cli.errors import CliProblem, ExitCode
 from controlplane.cli.host import UTILISATION
+from controlplane.cli.lab_run import GROUP_COLUMNS
 from controlplane.cli.output import Column, err_console, out_console, table
+from controlplane.cli.plan import print_sizing
 from controlplane.cli.sla import print_tables as print_sla
 from controlplane.client import ApiError, ApiUnreachable, GovcloudClient
 from controlplane.domain.auth import Role
 from controlplane.domain.host import Host
 from controlplane.domain.instance import Instance, InstanceState
+from controlplane.domain.lab import LAB_ORG, TrialState
 from controlplane.domain.metering import Month
+from controlplane.lab.runs import LabRun
+from controlplane.lab.scenario import RunState, Scenario
+from controlplane.planner.hostmodel import BUILTIN
+from controlplane.planner.sizing import SizingResult, SizingTargets
+from controlplane.planner.sizing import size as size_hardware
 from controlplane.schemas.catalog import DataCentreCreate, FlavorCreate, ImageCreate
 from controlplane.schemas.host import BootstrapTokenCreate
 from controlplane.schemas.instance import InstanceCreate
+from controlplane.schemas.lab import Decision, TrialCreate, VendorCreate
 from controlplane.schemas.org import OrgCreate
 from controlplane.schemas.sla import SlaReport
 from controlplane.schemas.user import UserCreate
@@ -105,6 +114,11 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: This month's SLA report of every ministry, as the platform admin sees it.
     sla: SlaReport | None = None
+    #: The Lab story: the scenario run of the vendor trial, and the sizing from it.
+    lab_run: LabRun | None = None
+    #: Tokens of the Lab story's users (the vendor's engineer, the lab operator).
+    lab_tokens: dict[str, str] = field(default_factory=dict)
+    sizing: SizingResult | None = None
 
 
 # -- child processes ----------------------------------------------------------------------
@@ -306,6 +320,8 @@ class Demo:
             with self.phase("Computing this month's SLA report"):
                 month = str(Month.of(datetime.now(UTC)))
                 self.result.sla = admin.sla_report(month, everything=True)
+            with self.phase("Cloud Open Lab: a vendor trial, a scenario run, a sizing report"):
+                self.lab_story(admin)
         finally:
             admin.close()
         self.result.timings["total"] = time.monotonic() - self.began
@@ -453,6 +469,53 @@ class Demo:
 
         self._until(all_running, f"{len(ids)} servers to reach RUNNING")
 
+    def lab_story(self, admin: GovcloudClient) -> None:
+        """Chunghwa Telecom trials a dictionary service for the Ministry of Education: the
+        Lab approves it, the vendor runs a peak-hour scenario on the simulated hosts (the
+        agents emit its synthetic load), and the measured usage sizes the hardware."""
+        code, name = data.LAB_VENDOR
+        admin.create_lab_vendor(VendorCreate(code=code, name=name))
+        tokens = {}
+        for user, role, org in (
+            (data.LAB_VENDOR_USER, Role.MEMBER, code),
+            (data.LAB_OPERATOR, Role.LAB_OPERATOR, LAB_ORG),
+        ):
+            tokens[user] = admin.create_user(
+                UserCreate(name=user, role=role, organisation=org)
+            ).token
+            self.result.lab_tokens[user] = tokens[user]
+        with (
+            GovcloudClient(self.url, tokens[data.LAB_VENDOR_USER]) as vendor,
+            GovcloudClient(self.url, tokens[data.LAB_OPERATOR]) as operator,
+        ):
+            trial = vendor.create_trial(TrialCreate(vendor=code, **data.LAB_TRIAL))
+            operator.trial_action(trial.id, "approve", Decision(comment="demo"))
+            self._until(
+                lambda: vendor.get_trial(trial.id).trial.state is TrialState.ACTIVE,
+                f"trial {trial.id} to become active",
+            )
+            run = vendor.start_lab_run(trial.id, Scenario.model_validate(data.LAB_SCENARIO))
+
+            def finished() -> bool:
+                nonlocal run
+                run = vendor.lab_run(run.id)
+                self._progress = f"run {run.state.value}, {run.samples} sample(s)"
+                if self._status is not None:
+                    self._status.update(f"Cloud Open Lab: {self._progress}")
+                return not run.state.active
+
+            self._until(finished, f"scenario run {run.id} to finish")
+            self.result.lab_run = run
+            if run.state is not RunState.COMPLETED:
+                raise DemoFailed(f"the Lab's scenario run ended {run.state.value}: {run.message}")
+            measured = vendor.lab_measurements(trial.id)
+        self.result.sizing = size_hardware(
+            measured,
+            BUILTIN,
+            SizingTargets.model_validate(data.LAB_SIZING),
+            [],
+        )
+
     # -- helpers --------------------------------------------------------------------------
 
     def _until(self, ready: Callable[[], bool], what: str) -> None:
@@ -517,6 +580,15 @@ def print_report(result: DemoResult, console: Console) -> None:
     console.print(table(result.hosts, columns, title="Per-host utilisation (used/usable)"))
     if result.sla is not None:
         print_sla(result.sla, console)
+    if result.lab_run is not None:
+        run = result.lab_run
+        console.print(
+            f"Cloud Open Lab: scenario {escape(run.name)} of trial {escape(run.trial_id)}: "
+            f"{run.running}/{run.vms} VMs ran, {run.samples} samples"
+        )
+        console.print(table(run.groups, GROUP_COLUMNS, title="Measured usage per group"))
+    if result.sizing is not None:
+        print_sizing(result.sizing)
 
 
 def print_serve_info(result: DemoResult, console: Console) -> None:
@@ -534,7 +606,8 @@ def print_serve_info(result: DemoResult, console: Console) -> None:
         Column("USER", lambda u: u[0]),
         Column("TOKEN (GOVCLOUD_TOKEN=...)", lambda u: u[1]),
     ]
-    console.print(table(sorted(result.user_tokens.items()), users, title="Other users"))
+    everyone = result.user_tokens | result.lab_tokens
+    console.print(table(sorted(everyone.items()), users, title="Other users"))
     console.print(f"Work directory (database, logs): {result.workdir}")
 
 

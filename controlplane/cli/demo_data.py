@@ -218,3 +218,48 @@ def _servers() -> tuple[ServerSpec, ...]:
 
 
 SERVERS: tuple[ServerSpec, ...] = _servers()
+
+
+# -- the Lab story: a vendor trial for a ministry, a scenario run, a sizing report ------------
+
+#: The vendor, its engineer and the Lab's operator.
+LAB_VENDOR = ("cht", "Chunghwa Telecom")
+LAB_VENDOR_USER = "cht-engineer"
+LAB_OPERATOR = "lab-operator"
+#: Chunghwa Telecom proves an online dictionary service for the Ministry of Education.
+LAB_TRIAL = {"name": "dictionary-poc", "ministry": "moe", "template": "poc-small"}
+#: A short peak-hour scenario: three web servers spread over hosts, one database.
+LAB_SCENARIO = {
+    "name": "dict-peak",
+    "description": "peak-hour dictionary look-ups",
+    "duration_s": 6,
+    "sample_interval_s": 1,
+    "provision_timeout_s": 60,
+    "groups": [
+        {
+            "name": "web",
+            "flavor": "m1.small",
+            "image": "cirros-0.6",
+            "count": 3,
+            "server_group": "soft-anti-affinity",
+            "load": {
+                "cpu": {"shape": "sine", "low": 0.25, "high": 0.75, "period_s": 6},
+                "ram": {"shape": "ramp", "low": 0.4, "high": 0.6, "period_s": 6},
+                "disk": {"shape": "constant", "high": 0.2},
+            },
+        },
+        {
+            "name": "db",
+            "flavor": "m1.medium",
+            "image": "cirros-0.6",
+            "count": 1,
+            "load": {
+                "cpu": {"shape": "square", "low": 0.3, "high": 0.6, "period_s": 4},
+                "ram": {"shape": "constant", "high": 0.8},
+                "disk": {"shape": "ramp", "low": 0.3, "high": 0.4, "period_s": 6},
+            },
+        },
+    ],
+}
+#: Sizing targets for the report ("3-year budget, 3-year build, 3-year warranty").
+LAB_SIZING = {"growth": 1.3, "headroom": 0.2, "redundancy": "n+1"}

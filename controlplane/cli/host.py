@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from controlplane.cli import fleet
 from controlplane.cli.context import api
 from controlplane.cli.crud import add_read_commands
 from controlplane.cli.enrol import decommission, enrol
@@ -52,6 +53,13 @@ COLUMNS: list[Column[Host]] = [
 add_read_commands(app, noun="host", key="name", get_fn=GovcloudClient.get_host)
 app.command("enrol")(enrol)
 app.command("decommission")(decommission)
+for _name, _command in (
+    ("drain", fleet.drain),
+    ("undrain", fleet.undrain),
+    ("maintenance", fleet.maintenance),
+    ("drains", fleet.drains),
+):
+    app.command(_name)(_command)
 
 
 @app.command("list")

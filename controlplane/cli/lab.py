@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from controlplane.cli import lab_run
 from controlplane.cli.context import api
 from controlplane.cli.errors import CliProblem, validated
 from controlplane.cli.output import (
@@ -423,6 +424,9 @@ def evidence_add(
     size: Annotated[int | None, typer.Option("--size", help="bytes, with --sha256")] = None,
     kind: Annotated[EvidenceKind, typer.Option("--kind")] = EvidenceKind.DOCUMENT,
     uri: Annotated[str | None, typer.Option("--uri", help="where it can be fetched")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="the scenario run it came from")
+    ] = None,
     result: Annotated[
         list[str] | None, typer.Option("--result", help="measured NAME=NUMBER (repeatable)")
     ] = None,
@@ -451,6 +455,7 @@ def evidence_add(
         size_bytes=size,
         stage=stage,
         uri=uri,
+        run_id=run_id,
         results=_results(result or []),
     )
     evidence = api(ctx).add_evidence(trial_id, body)
@@ -503,3 +508,6 @@ def catalog(
         return
     emit_one(entry.model_copy(update={"evidence": [], "signoffs": []}), output)
     out_console().print(table(entry.evidence, EVIDENCE_COLUMNS, title="Evidence"))
+
+
+lab_run.register(app)  # scenario runs, sizing, promotion (cli/lab_run.py)

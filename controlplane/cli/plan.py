@@ -64,7 +64,7 @@ app = typer.Typer(
 EXAMPLES = "docs/examples/"
 
 
-def _read(path: Path, what: str, example: str) -> str:
+def read_input(path: Path, what: str, example: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -80,21 +80,23 @@ def _parsed(error: PlanInputError, example: str) -> CliProblem:
     return CliProblem(error.message, hint=f"fix the file; {EXAMPLES}{example} is an example")
 
 
-def _host_models(path: Path | None) -> HostModelCatalog:
+def host_models_from(path: Path | None) -> HostModelCatalog:
     if path is None:
         return BUILTIN
     try:
-        return load_host_models(_read(path, "host-models file", "host-models.yaml"), str(path))
+        return load_host_models(read_input(path, "host-models file", "host-models.yaml"), str(path))
     except PlanInputError as exc:
         raise _parsed(exc, "host-models.yaml") from exc
 
 
-def _targets(path: Path | None) -> list[TargetDataCentre]:
+def targets_from(path: Path | None) -> list[TargetDataCentre]:
     if path is None:
         return []
     try:
         return list(
-            load_targets(_read(path, "targets file", "targets-dcs.yaml"), str(path)).datacentres
+            load_targets(
+                read_input(path, "targets file", "targets-dcs.yaml"), str(path)
+            ).datacentres
         )
     except PlanInputError as exc:
         raise _parsed(exc, "targets-dcs.yaml") from exc
@@ -121,7 +123,7 @@ def _pct(x: float) -> str:
 @app.command("host-models")
 def host_models(host_models: HostModelsOpt = None, output: OutputOpt = OutputFormat.TABLE) -> None:
     """List the candidate host models and what one host of each offers to the scheduler."""
-    catalog = _host_models(host_models)
+    catalog = host_models_from(host_models)
     if output is not OutputFormat.TABLE:
         dump(plain(catalog), output)
         return
@@ -151,7 +153,7 @@ class SpecFormat(StrEnum):
     YAML = "yaml"
 
 
-def _print_sizing(result: SizingResult) -> None:
+def print_sizing(result: SizingResult) -> None:
     cur = result.currency
     columns: list[Column[ModelSizing]] = [
         Column("MODEL", lambda m: m.model),
@@ -234,8 +236,8 @@ def size_command(
 ) -> None:
     """How many hosts of each candidate model a measured workload needs, per data centre,
     with utilisation, power and price; recommends the cheapest model meeting the targets."""
-    catalog = _host_models(host_models)
-    dcs = _targets(targets)
+    catalog = host_models_from(host_models)
+    dcs = targets_from(targets)
     if datacentre:
         unknown = sorted(set(datacentre) - {dc.code for dc in dcs})
         if unknown:
@@ -247,7 +249,7 @@ def size_command(
         dcs = [dc for dc in dcs if dc.code in datacentre]
     try:
         found = load_measurements(
-            _read(measurements, "measurements file", "measurements.yaml"), str(measurements)
+            read_input(measurements, "measurements file", "measurements.yaml"), str(measurements)
         )
     except PlanInputError as exc:
         raise _parsed(exc, "measurements.yaml") from exc
@@ -270,7 +272,7 @@ def size_command(
     except GovcloudError as exc:
         raise CliProblem(exc.message, hint="fix the measurements or the targets file") from exc
     if output is SpecFormat.TABLE:
-        _print_sizing(result)
+        print_sizing(result)
     elif output is SpecFormat.MARKDOWN:
         sys.stdout.write(render_markdown(result))
     elif output is SpecFormat.HTML:
@@ -363,15 +365,15 @@ def consolidate_command(
 ) -> None:
     """Plan moving machine rooms into the target data centres: hosts per data centre, the
     lower bound no packing can beat, utilisation, power before/after and migration waves."""
-    catalog = _host_models(host_models)
+    catalog = host_models_from(host_models)
     try:
         model = catalog.get(host_model)
     except KeyError as exc:
         raise CliProblem(str(exc.args[0]), hint="`govcloud plan host-models` lists them") from exc
-    dcs = _targets(targets)
+    dcs = targets_from(targets)
     try:
         workloads = parse_inventory(
-            _read(inventory, "inventory", "rooms-sample.csv"), str(inventory)
+            read_input(inventory, "inventory", "rooms-sample.csv"), str(inventory)
         )
     except PlanInputError as exc:
         raise _parsed(exc, "rooms-sample.csv") from exc

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from controlplane.cli import fleet
 from controlplane.cli.context import api, cli_env
 from controlplane.cli.errors import CliProblem, ExitCode, validated
 from controlplane.cli.output import (
@@ -387,6 +388,9 @@ _action_command("reboot", GovcloudClient.reboot_instance, None, "Reboot a RUNNIN
 _action_command(
     "delete", GovcloudClient.delete_instance, frozenset({S.DELETED}), "Delete (frees its host)."
 )
+
+
+app.command("migrate")(fleet.migrate)
 
 
 @app.command("resize")

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from controlplane.domain.evacuation import EvacuationPolicy
 from controlplane.domain.names import Code, Text
 
 
@@ -42,3 +43,5 @@ class DataCentre(BaseModel):
     location: Text = ""
     state: DataCentreState = DataCentreState.ACTIVE
     placement_policy: PlacementPolicy = DEFAULT_POLICY
+    #: What happens to the instances of a host that goes DOWN (see domain/evacuation.py).
+    evacuation_policy: EvacuationPolicy = EvacuationPolicy.NONE

@@ -15,7 +15,9 @@ from controlplane.domain.resources import Resources
 class HostState(StrEnum):
     """Whether a host takes new placements (only ACTIVE does).
 
-    Operators set ACTIVE, MAINTENANCE and DISABLED. SUSPECT and DOWN are set by the
+    Operators set ACTIVE, MAINTENANCE and DISABLED. DRAINING (set by ``host drain``)
+    takes no new placements while its instances are live-migrated away
+    (``domain/migration.py``). SUSPECT and DOWN are set by the
     liveness loop (``domain/liveness.py``) when heartbeats stop, and cleared by the next
     heartbeat.
     """
@@ -25,6 +27,7 @@ class HostState(StrEnum):
     DISABLED = "disabled"
     SUSPECT = "suspect"
     DOWN = "down"
+    DRAINING = "draining"
 
 
 #: States only the liveness loop sets (an operator cannot).

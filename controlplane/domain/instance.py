@@ -6,7 +6,8 @@ States::
        |           |            |          |           |
        +-----------+------------+----------+-----------+--> DELETING -> DELETED
     any live state -> ERROR (agent reported a failure, or the domain vanished)
-    any placed state -> UNKNOWN (its host went DOWN) -> what the agent reports on return
+    any placed state -> UNKNOWN (its host went DOWN) -> what the agent reports on return,
+                                                     or PENDING (evacuated: re-placed)
 
 ``desired_power`` and ``reboot_seq`` carry the user's intent; the agent converges the
 host to them and reports what it sees, which moves ``state``.
@@ -41,6 +42,10 @@ class InstanceState(StrEnum):
     ERROR = "ERROR"
     #: The instance's host is DOWN: nobody knows whether it runs (the SLA counts it down).
     UNKNOWN = "UNKNOWN"
+    #: Moving to another host (live migration, or a cold move across data centres); it
+    #: holds a claim on both hosts until the move finishes or rolls back (see
+    #: ``domain/migration.py``). The SLA counts it as running.
+    MIGRATING = "MIGRATING"
     DELETING = "DELETING"
     DELETED = "DELETED"
 
@@ -57,10 +62,12 @@ TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
     S.PENDING: frozenset({S.SCHEDULED, S.DELETED, S.ERROR}),
     S.SCHEDULED: frozenset({S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING}),
     S.BUILDING: frozenset({S.RUNNING, S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING}),
-    S.RUNNING: frozenset({S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING}),
-    S.STOPPED: frozenset({S.RUNNING, S.ERROR, S.UNKNOWN, S.DELETING}),
+    S.RUNNING: frozenset({S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING, S.MIGRATING}),
+    S.STOPPED: frozenset({S.RUNNING, S.ERROR, S.UNKNOWN, S.DELETING, S.MIGRATING}),
+    S.MIGRATING: frozenset({S.RUNNING, S.STOPPED, S.ERROR, S.UNKNOWN}),
     S.ERROR: frozenset({S.RUNNING, S.STOPPED, S.UNKNOWN, S.DELETING}),
-    S.UNKNOWN: frozenset({S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.DELETING}),
+    # PENDING: evacuated from a DOWN host, waiting for the scheduler to re-place it.
+    S.UNKNOWN: frozenset({S.PENDING, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.DELETING}),
     S.DELETING: frozenset({S.DELETED}),
     S.DELETED: frozenset(),
 }
@@ -78,7 +85,7 @@ ACTION_ALLOWED: dict[str, frozenset[InstanceState]] = {
 
 #: States in which an instance holds a claim on a host.
 CLAIMING: frozenset[InstanceState] = frozenset(
-    {S.SCHEDULED, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING}
+    {S.SCHEDULED, S.BUILDING, S.RUNNING, S.STOPPED, S.ERROR, S.UNKNOWN, S.DELETING, S.MIGRATING}
 )
 
 
@@ -215,5 +222,6 @@ def action_outcome(
         "reboot": state is S.RUNNING and reboot_applied >= reboot_target,
         "resize": state in (S.STOPPED, S.RUNNING) and resized,
         "delete": state is S.DELETED,
+        "evacuate": state in (S.RUNNING, S.STOPPED),
     }
     return "success" if done.get(action, False) else None

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from controlplane.domain.host import HostState
 
 #: States in which missing heartbeats are noticed.
-WATCHED: frozenset[HostState] = frozenset({HostState.ACTIVE, HostState.SUSPECT})
+WATCHED: frozenset[HostState] = frozenset({HostState.ACTIVE, HostState.SUSPECT, HostState.DRAINING})
 
 
 class LivenessPolicy(BaseModel):

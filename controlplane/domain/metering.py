@@ -110,8 +110,9 @@ class Month:
 
     @property
     def end(self) -> datetime:
-        """00:00 UTC on the first day of the next month."""
-        return self.next().start
+        """00:00 UTC on the first day of the next month (valid for the last month too)."""
+        year, month = (self.year + 1, 1) if self.month == 12 else (self.year, self.month + 1)
+        return datetime(year, month, 1, tzinfo=UTC)
 
     @property
     def days(self) -> int:

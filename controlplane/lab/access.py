@@ -161,3 +161,26 @@ def can_see_catalog_entry(who: Principal, vendor_path: str, root: str) -> bool:
     if who.is_agent:
         return False
     return vendor_of(who, root) is None or within(who.org_path, vendor_path)
+
+
+def require_promoter(who: Principal, ref: TrialRef, root: str) -> None:
+    """Moving a trial's servers into production: the ministry's admins (into their own
+    ministry), lab operators and platform-admins; never the trial's vendor."""
+    _writer(who)
+    if is_vendor_of(who, ref):
+        raise Forbidden(
+            f"{who.name!r} works for the trial's vendor and may not promote its servers into "
+            "a ministry's project; the ministry's admin or a lab operator may",
+            role=who.role.value,
+            required_role=Role.MINISTRY_ADMIN.value,
+        )
+    if _is_ministry_admin(who, ref) or is_lab_operator(who, root):
+        return
+    if who.role is Role.PLATFORM_ADMIN:
+        return
+    raise Forbidden(
+        f"{who.role.value} {who.name!r} may not promote trials; the ministry's admin or a "
+        "lab operator may",
+        role=who.role.value,
+        required_role=Role.MINISTRY_ADMIN.value,
+    )

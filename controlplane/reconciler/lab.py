@@ -7,6 +7,10 @@ injectable clock, so tests run weeks of trial life in milliseconds) and acts; a 
 finds nothing to do changes nothing. Every replica may run it: each trial's transition
 happens under its row lock, and asking twice to stop or delete a server is refused by the
 instance state machine, which the loop tolerates.
+
+It also advances scenario runs (``store.lab_runs``) -- VMs that came up or failed, load
+start and end, removal of the run's VMs -- on a second, faster timer (``run_interval_s``):
+a run's phases last seconds to minutes, a trial's days.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from controlplane.domain.lab import Trial, TrialState
 from controlplane.lab.lifecycle import LabPolicy, cleanup_due
 from controlplane.reconciler.loop import Loop
 from controlplane.store import Store
+from controlplane.store.lab_runs import LabRunRepo
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +53,39 @@ class LabLoop:
         policy: LabPolicy,
         interval_s: float,
         clock: Callable[[], datetime] | None = None,
+        run_interval_s: float = 1.0,
     ) -> None:
         self.store = store
         self.policy = policy
         self.clock = clock or store.clock
+        self.runs = LabRunRepo(store.db, store.clock, store.instances, store.server_groups)
         self._loop = Loop("lab-loop", interval_s, self.run_once)
+        self._runs_loop = Loop("lab-runs", run_interval_s, self.advance_runs)
 
     def start(self) -> None:
         """Begin in the background."""
         self._loop.start()
+        self._runs_loop.start()
 
     def poke(self) -> None:
-        """Run a pass now (a trial was approved, extended or cancelled)."""
+        """Run a pass now (a trial was approved, extended or cancelled, a run started)."""
         self._loop.poke()
+        self._runs_loop.poke()
 
     def stop(self) -> None:
-        """Stop and wait for the thread."""
+        """Stop and wait for the threads."""
+        self._runs_loop.stop()
         self._loop.stop()
+
+    def advance_runs(self) -> int:
+        """One step of every scenario run in progress; returns how many were looked at."""
+        ids = self.runs.active()
+        for run_id in ids:
+            try:
+                self.runs.tick(run_id)
+            except Exception:
+                log.exception("lab loop: run %s failed; retrying next pass", run_id)
+        return len(ids)
 
     def run_once(self) -> LabPass:
         """One pass over every live trial."""

@@ -2,43 +2,27 @@
 
 Every replica runs the loop; the store's conditional updates make concurrent passes safe.
 A pass runs every ``pending_retry_interval_s`` and immediately after ``poke()`` (capacity
-appeared: a host registered or changed, an instance was deleted).
+appeared: a host registered, changed or came back, an instance was deleted or evacuated).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 
+from controlplane.reconciler.loop import Loop
 from controlplane.store import Store
 
 log = logging.getLogger(__name__)
 
 
-class PendingLoop:
+class PendingLoop(Loop):
     """A daemon thread that places PENDING instances when capacity may have appeared."""
 
     def __init__(self, store: Store, interval_s: float) -> None:
+        # Look run_once up at every pass, so a wrapper set on the instance (the metrics
+        # that count passes and failures) is the one that runs.
+        super().__init__("pending-loop", interval_s, lambda: self.run_once())
         self.store = store
-        self.interval_s = interval_s
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pending-loop", daemon=True)
-
-    def start(self) -> None:
-        """Begin retrying in the background."""
-        self._thread.start()
-
-    def poke(self) -> None:
-        """Run a pass now."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Stop and wait for the thread."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
     def run_once(self) -> int:
         """One pass; returns how many instances were placed."""
@@ -46,14 +30,3 @@ class PendingLoop:
         if placed:
             log.info("placed %d pending instance(s)", placed)
         return placed
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("pending-placement pass failed; retrying next interval")

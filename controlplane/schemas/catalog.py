@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from controlplane.domain.datacentre import DataCentre, DataCentreState, PlacementPolicy
+from controlplane.domain.evacuation import EvacuationPolicy
 from controlplane.domain.flavor import Flavor
 from controlplane.domain.image import Image
 from controlplane.domain.names import Text
@@ -20,6 +21,7 @@ class DataCentreUpdate(Strict):
     location: Text | None = None
     state: DataCentreState | None = None
     placement_policy: PlacementPolicy | None = None
+    evacuation_policy: EvacuationPolicy | None = None
 
 
 class FlavorCreate(Flavor, Strict):

@@ -118,3 +118,23 @@ class TemplateView(BaseModel):
     servers: list[ServerGroup]
     networks: list[Network]
     server_count: int
+
+
+class RunCancel(Strict):
+    """Cancel a scenario run: its VMs and server groups are removed."""
+
+    reason: Text = ""
+
+
+class Promote(Strict):
+    """Move the trial's servers into a production project (quota-checked)."""
+
+    to: Code = Field(description="the production project's code")
+
+
+class Promoted(BaseModel):
+    """What ``promote`` moved."""
+
+    trial_id: str
+    project: str
+    instances: list[str]

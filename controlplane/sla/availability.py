@@ -7,9 +7,9 @@ For a period ``[lo, hi)`` (a calendar month in UTC, or up to *now* while it runs
   (``desired_power == running``) and it was not being deleted;
 - **excluded** time is eligible time inside an announced maintenance window covering the
   instance's host or data centre at that moment: it counts neither as up nor as down;
-- **downtime** is the rest of the eligible time spent in any state but ``RUNNING``
-  (``ERROR``, ``UNKNOWN`` on a DOWN host, ``BUILDING`` while rebuilt after a reboot or an
-  evacuation, ``STOPPED`` although the tenant wanted it running, ...).
+- **downtime** is the rest of the eligible time spent in any state but ``RUNNING`` or
+  ``MIGRATING`` (``ERROR``, ``UNKNOWN`` on a DOWN host, ``BUILDING`` while rebuilt after a
+  reboot or an evacuation, ``STOPPED`` although the tenant wanted it running, ...).
 
 So a tenant's stop (and the time a start takes until the VM runs again) never counts, a
 host failure while the tenant had stopped the VM never counts, and availability is
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 
 from controlplane.domain.maintenance import MaintenanceWindow
-from controlplane.sla.history import GONE, RUNNING, WANTED, InstanceHistory
+from controlplane.sla.history import GONE, UP, WANTED, InstanceHistory
 
 ZERO = timedelta(0)
 
@@ -104,7 +104,7 @@ def segments(history: InstanceHistory) -> list[Segment]:
     for index, ev in enumerate(events):
         if ev.desired_power != WANTED:
             launched = False  # the tenant stopped it: eligible again once it runs again
-        elif ev.state == RUNNING:
+        elif ev.state in UP:
             launched = True
         end = events[index + 1].at if index + 1 < len(events) else None
         if end is not None and end <= ev.at:
@@ -163,7 +163,7 @@ def account(
         )
         eligible += end - start
         excluded += sum((b - a for a, b in holes), ZERO)
-        if seg.state == RUNNING:
+        if seg.state in UP:
             continue
         for a, b in _minus(start, end, holes):
             downtime += b - a

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 RUNNING = "RUNNING"
+#: States counted as up: RUNNING, and MIGRATING (a live migration keeps the guest running;
+#: see domain/migration.py).
+UP: frozenset[str] = frozenset({RUNNING, "MIGRATING"})
 ERROR = "ERROR"
 #: States after which the tenant no longer wants the instance (never eligible).
 GONE: frozenset[str] = frozenset({"DELETING", "DELETED"})

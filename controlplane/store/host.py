@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from uuid import uuid4
 
@@ -261,6 +261,15 @@ class HostRepo:
                 set_sizes(row, host.capacity, reserved or host.reserved, ratios or host.ratios)
             row.generation += 1
             return to_model(row)
+
+    def assignment_generations(self, host_ids: Iterable[str]) -> dict[str, int]:
+        """The long-poll keys of several hosts in one query (unknown ids are left out)."""
+        ids = sorted(set(host_ids))
+        with self.db.transaction() as session:
+            rows = session.execute(
+                select(HostRow.id, HostRow.assign_generation).where(HostRow.id.in_(ids))
+            )
+            return {str(host_id): int(generation) for host_id, generation in rows}
 
     def view(self, datacentre: str | None = None) -> FleetView:
         """The scheduler's snapshot in its own transaction."""

@@ -8,7 +8,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,7 +46,7 @@ from controlplane.scheduler import FleetView, PlacementRequest, Plan
 from controlplane.scheduler.groups import violation
 from controlplane.scheduler.record import DecisionHook, DecisionRecord, Outcome
 from controlplane.schemas.instance import MAX_COUNT
-from controlplane.store import quota
+from controlplane.store import migration, quota
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.host import bump_assignments, fleet_view
 from controlplane.store.org import get_row as get_org_row
@@ -506,11 +506,14 @@ class InstanceRepo:
         now = self.clock()
         for row, placement in zip(rows, plan.placements, strict=False):
             row.state, row.host_id = S.SCHEDULED.value, placement.host_id
+            # An evacuated instance keeps its first placement time: metering bills one
+            # continuous claim, as its quota stayed charged throughout.
             row.datacentre, row.scheduled_at, row.pending_reason = (
                 placement.datacentre,
-                now,
+                row.scheduled_at or now,
                 None,
             )
+            row.updated_at = now
         return {p.host_id: p.host_name for p in plan.placements}
 
     def _record(
@@ -913,7 +916,7 @@ class InstanceRepo:
             return AssignmentList(
                 host_id=host_id,
                 generation=host.assign_generation,
-                assignments=[_assignment(inst, img) for inst, img in rows],
+                assignments=_with_migrations(session, host_id, rows),
             )
 
     def assignment_generation(self, host_id: str) -> int:
@@ -932,6 +935,14 @@ class InstanceRepo:
         for status in statuses:
             with self.db.transaction() as session:
                 row = session.get(InstanceRow, status.instance_id, with_for_update=True)
+                if (
+                    row is not None
+                    and row.state == S.MIGRATING.value
+                    and migration.observe(session, self.clock(), row, host_id, status)
+                ):
+                    if row.state != S.MIGRATING.value:
+                        outcome.changed.append(row.id)
+                    continue
                 if row is None or row.host_id != host_id:
                     outcome.ignored.append(status.instance_id)
                     continue
@@ -1034,6 +1045,31 @@ def _host_name(session: Session, host_id: str | None) -> str | None:
         if host_id is None
         else session.scalar(select(HostRow.name).where(HostRow.id == host_id))
     )
+
+
+def _with_migrations(
+    session: Session, host_id: str, rows: Iterable[Any]
+) -> builtins.list[Assignment]:
+    """The host's assignments with migration orders: those it holds (as the source) carry
+    the order; instances migrating here are added (``create`` only after the handoff)."""
+    outgoing, incoming = migration.orders_for(session, host_id)
+    result = [
+        _assignment(inst, img).model_copy(update={"migration": outgoing.get(inst.id)})
+        for inst, img in rows
+    ]
+    if incoming:
+        orders = {iid: (order, create) for iid, order, create in incoming}
+        for inst, img in session.execute(
+            select(InstanceRow, ImageRow)
+            .join(ImageRow, ImageRow.name == InstanceRow.image)
+            .where(InstanceRow.id.in_(sorted(orders)))
+            .order_by(InstanceRow.created_at)
+        ):
+            order, create = orders[inst.id]
+            result.append(
+                _assignment(inst, img).model_copy(update={"migration": order, "create": create})
+            )
+    return result
 
 
 def _assignment(inst: InstanceRow, image: ImageRow) -> Assignment:

@@ -62,6 +62,8 @@ class DataCentreRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     #: The placement policy requests for this data centre default to (pack | spread).
     placement_policy: Mapped[str] = mapped_column(String(16), default="spread")
+    #: What happens to instances of a DOWN host here (none | restart-elsewhere).
+    evacuation_policy: Mapped[str] = mapped_column(String(32), default="none")
 
 
 class HostRow(Base):
@@ -439,3 +441,102 @@ class ServerGroupRow(Base):
     max_per_host: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(63))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MigrationRow(Base):
+    """One move of an instance between hosts (``domain/migration.py``). While in flight it
+    holds the target claim; the instance row keeps the source host until the move ends."""
+
+    __tablename__ = "instance_migrations"
+    __table_args__ = (Index("ix_instance_migrations_phase", "phase"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[str] = mapped_column(String(16))
+    source_host_id: Mapped[str] = mapped_column(String(36), index=True)
+    target_host_id: Mapped[str] = mapped_column(String(36), index=True)
+    source_datacentre: Mapped[str] = mapped_column(String(32))
+    target_datacentre: Mapped[str] = mapped_column(String(32))
+    drain_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(63))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DrainRow(Base):
+    """Emptying a host or a data centre (``domain/migration.py``), advanced by the drain
+    loop."""
+
+    __tablename__ = "drains"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    #: Host id (kind ``host``) or data-centre code (kind ``dc``).
+    subject: Mapped[str] = mapped_column(String(36), index=True)
+    subject_name: Mapped[str] = mapped_column(String(63))
+    target_datacentre: Mapped[str | None] = mapped_column(String(32))
+    max_parallel: Mapped[int] = mapped_column(Integer)
+    end_state: Mapped[str] = mapped_column(String(16))
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text, default="")
+    maintenance_window: Mapped[str | None] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(63))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LabRunRow(Base):
+    """A Cloud Open Lab scenario run in a trial's project (``store/lab_runs.py``)."""
+
+    __tablename__ = "lab_runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("lab_trials.id"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    scenario: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    server_groups: Mapped[list[str]] = mapped_column(JSON)
+    failures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    summary: Mapped[list[Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(63))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    load_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    load_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LabRunInstanceRow(Base):
+    """A VM a scenario run created: its group, and when it ran (or why it failed)."""
+
+    __tablename__ = "lab_run_instances"
+
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("lab_runs.id"), index=True)
+    group_name: Mapped[str] = mapped_column(String(63))
+    outcome: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    running_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fault: Mapped[str | None] = mapped_column(Text)
+
+
+class LabRunSampleRow(Base):
+    """One utilisation sample of one VM of a run, as its host's agent reported it."""
+
+    __tablename__ = "lab_run_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("lab_runs.id"), index=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    group_name: Mapped[str] = mapped_column(String(63))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cpu: Mapped[float] = mapped_column(Float)
+    ram: Mapped[float] = mapped_column(Float)
+    disk: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(32))

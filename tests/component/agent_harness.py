@@ -199,6 +199,17 @@ class RecordingDriver:
         self.calls.append(("delete", instance_id))
         return self.inner.delete(instance_id)
 
+    def suspend(self, instance_id: str) -> DomainInfo:
+        self.calls.append(("suspend", instance_id))
+        return self.inner.suspend(instance_id)
+
+    def can_migrate_to(self, target_uri: str) -> bool:
+        return self.inner.can_migrate_to(target_uri)
+
+    def migrate(self, instance_id: str, target_uri: str) -> None:
+        self.calls.append(("migrate", instance_id))
+        self.inner.migrate(instance_id, target_uri)
+
     def read_metadata(self, instance_id: str) -> InstanceMetadata:
         return self.inner.read_metadata(instance_id)
 

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from benchmarks import (
@@ -16,15 +17,21 @@ from benchmarks import (
     TIGHT_HOST,
     Databases,
     Result,
+    Row,
     latency_ms,
     percentile,
     prepare_fleet,
     write_report,
 )
+from benchmarks import placement_ref as ref
 from benchmarks.agent import measure_agent
 from benchmarks.api import measure_api
+from benchmarks.httpload import Outcome, closed_loop, drive, summarise
 from benchmarks.placement import measure_placement
 from benchmarks.provisioning import measure_provisioning
+from benchmarks.scale import measure_scale
+from benchmarks.versus import measure_govcloud, ratio_rows
+from controlplane.domain.host import DEFAULT_RESERVED, AllocationRatios, usable
 
 LATENCY_KEYS = ("mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")
 
@@ -149,3 +156,186 @@ def test_report_files_are_well_formed(tmp_path: Path) -> None:
     assert "| sqlite | 1.2 | yes |" in markdown  # 1.25 rounds half to even
     assert "| a\\|b | - | - |" in markdown
     assert "- a note" in markdown
+
+
+# -- (b) side by side with Placement: the govcloud side, and the reference's pure parts ----
+
+
+def test_versus_govcloud_over_http(sqlite_url: str, tmp_path: Path) -> None:
+    prepare_fleet(sqlite_url, 3)
+    rows = measure_govcloud(sqlite_url, tmp_path, hosts=3, counts={1: 3, 2: 4})
+    assert [(r["system"], r["clients"], r["requests"]) for r in rows] == [
+        ("govcloud", 1, 3),
+        ("govcloud", 2, 4),
+    ]
+    for row in rows:
+        assert (row["ok"], row["failed"], row["server_errors_5xx"]) == (row["requests"], 0, 0)
+        assert_latencies(row)
+
+
+def test_placement_inventory_offers_what_govcloud_offers() -> None:
+    inv = ref.inventories(ROOMY_HOST)
+    ratios = AllocationRatios()
+    room = usable(ROOMY_HOST, DEFAULT_RESERVED, ratios)
+    for rc, govcloud in (
+        ("VCPU", room.vcpus),
+        ("MEMORY_MB", room.ram_mib),
+        ("DISK_GB", room.disk_gib),
+    ):
+        placement_capacity = (inv[rc]["total"] - inv[rc]["reserved"]) * inv[rc]["allocation_ratio"]
+        assert int(placement_capacity) == govcloud, rc
+    assert inv["MEMORY_MB"]["reserved"] == DEFAULT_RESERVED.ram_mib
+    assert inv["VCPU"]["allocation_ratio"] == ratios.cpu
+    assert ref.provider_name(4) == "txg-1-h0004"  # the name seed_hosts gives host 4
+    assert ref.provider_uuid(4) == ref.provider_uuid(4) != ref.provider_uuid(5)
+
+
+def test_placement_requests_are_novas() -> None:
+    params = ref.candidate_params(limit=1000)
+    assert params["resources"] == "VCPU:1,MEMORY_MB:2048,DISK_GB:20"
+    assert params["limit"] == "1000"
+    assert params["root_required"] == "!COMPUTE_STATUS_DISABLED"
+    body = {
+        "allocation_requests": [
+            {"allocations": {"rp-a": {"resources": {"VCPU": 1, "MEMORY_MB": 2048}}}},
+            {"allocations": {"rp-b": {"resources": {"VCPU": 1}}}},
+        ],
+        "provider_summaries": {},
+    }
+    first, second = ref.allocation_requests(body)
+    assert list(first) == ["rp-a"]
+    assert list(second) == ["rp-b"]
+    payload = ref.allocation_payload(first)
+    assert payload["allocations"] == {"rp-a": {"resources": {"VCPU": 1, "MEMORY_MB": 2048}}}
+    assert payload["consumer_generation"] is None
+    assert payload["project_id"]
+    assert payload["user_id"]
+    with pytest.raises(ValueError, match="allocation_requests"):
+        ref.allocation_requests({"errors": []})
+    with pytest.raises(ValueError, match="malformed"):
+        ref.allocation_requests({"allocation_requests": [{"allocations": {}}]})
+
+
+def _fake_placement(put_answers: list[tuple[int, str]]) -> httpx.Client:
+    """A client whose transport answers like Placement: two candidates, then the PUTs in
+    ``put_answers`` (status, error code) in order."""
+    answers = list(put_answers)
+    puts: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            assert request.url.path == "/allocation_candidates"
+            assert request.url.params["resources"] == ref.resources_query()
+            return httpx.Response(
+                200,
+                json={
+                    "allocation_requests": [
+                        {"allocations": {rp: {"resources": {"VCPU": 1}}}} for rp in ("a", "b")
+                    ]
+                },
+            )
+        puts.append(json.loads(request.content)["allocations"].popitem()[0])
+        status, code = answers.pop(0)
+        if status == 204:
+            return httpx.Response(204)
+        return httpx.Response(status, json={"errors": [{"status": status, "code": code}]})
+
+    client = httpx.Client(transport=httpx.MockTransport(handle), base_url="http://placement")
+    client.puts = puts  # type: ignore[attr-defined]
+    return client
+
+
+def test_placement_decision_retries_like_nova() -> None:
+    # A generation conflict is retried on the same provider...
+    client = _fake_placement([(409, ref.CONCURRENT_UPDATE), (204, "")])
+    outcome = ref.decide(client, 0)
+    assert (outcome.ok, outcome.conflicts, client.puts) == (True, 1, ["a", "a"])  # type: ignore[attr-defined]
+    assert {name for name, _ in outcome.parts} == {"get", "put"}
+    # ...a full provider (other 409) or a server error moves to the next candidate...
+    client = _fake_placement([(409, "placement.undefined_code"), (204, "")])
+    outcome = ref.decide(client, 1)
+    assert (outcome.ok, outcome.conflicts, client.puts) == (True, 1, ["a", "b"])  # type: ignore[attr-defined]
+    client = _fake_placement([(500, ""), (204, "")])
+    outcome = ref.decide(client, 2)
+    assert (outcome.ok, outcome.server_errors) == (True, 1)
+    # ...and when every candidate fails, the decision fails (it never raises).
+    client = _fake_placement([(409, "x"), (409, "x")])
+    outcome = ref.decide(client, 3)
+    assert (outcome.ok, outcome.conflicts) == (False, 2)
+    assert outcome.error
+
+
+def test_placement_reference_missing_says_how_to_build_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ref.VENV_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(ref.ReferenceUnavailable, match=r"scripts/placement-ref\.sh"):
+        ref.check_available()
+    key = ref.cache_key(1000, "16.0.0")
+    assert key != ref.cache_key(10000, "16.0.0")
+    assert "16.0.0" in key
+
+
+def test_closed_loop_keeps_order_and_budget() -> None:
+    results, wall = closed_loop(lambda i: i * 10, count=5, workers=3, first_index=2)
+    assert results == [20, 30, 40, 50, 60]
+    assert wall >= 0
+    late, _ = closed_loop(lambda i: i, count=5, workers=2, budget_s=-1.0)
+    assert late == []  # the budget was spent before the first call
+
+
+def test_http_load_summary_and_ratio() -> None:
+    def decide(_client: httpx.Client, index: int) -> Outcome:
+        if index == 2:
+            return Outcome(0.5, False, conflicts=3, error="PUT 409")
+        return Outcome(0.01 * (index + 1), True, conflicts=index % 2, parts=(("get", 0.001),))
+
+    outcomes, wall = drive(lambda: httpx.Client(), decide, requests=4, clients=2)
+    row = summarise(outcomes, wall)
+    assert (row["requests"], row["ok"], row["failed"]) == (4, 3, 1)
+    assert (row["conflicts_409"], row["claims_with_409"]) == (5, 3)
+    assert row["failures"] == "PUT 409 x1"
+    assert row["get_p50_ms"] == 1.0
+    assert_latencies(row)
+    rows: list[Row] = [
+        {
+            "system": "govcloud",
+            "hosts": 10,
+            "clients": 1,
+            "decisions_per_s": 300.0,
+            "p50_ms": 3.0,
+            "p99_ms": 5.0,
+        },
+        {
+            "system": "placement",
+            "hosts": 10,
+            "clients": 1,
+            "decisions_per_s": 3.0,
+            "p50_ms": 300.0,
+            "p99_ms": 400.0,
+        },
+    ]
+    (ratio,) = ratio_rows(rows)
+    assert (ratio["decisions_per_s"], ratio["p50_ms"], ratio["p99_ms"]) == (100.0, 100.0, 80.0)
+
+
+# -- (c) end to end at scale: the smallest run --------------------------------------------
+
+
+def test_scale_smallest(sqlite_url: str, tmp_path: Path) -> None:
+    row = measure_scale(
+        sqlite_url,
+        tmp_path,
+        hosts=3,
+        instances=4,
+        agents_per_process=2,
+        poll_wait_s=1.0,
+        idle_window_s=0.2,
+    )
+    assert (row["hosts"], row["agent_processes"], row["instances"]) == (3, 2, 4)
+    assert (row["running"], row["post_failed"], row["not_running"]) == (4, 0, "")
+    assert_latencies(row)
+    assert isinstance(row["all_running_s"], float)
+    assert isinstance(row["rss_one_agent_process_mib"], float)
+    assert row["rss_one_agent_process_mib"] > 0
+    assert isinstance(row["api_cpu_idle_fleet"], float)

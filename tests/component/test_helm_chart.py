@@ -247,7 +247,7 @@ def test_deployment_wires_env_to_secrets(default_docs: list[Doc]) -> None:
     assert password.isalnum()
     assert {k: v["value"] for k, v in env.items() if "value" in v} == {
         "GOVCLOUD_DATABASE_URL": env["GOVCLOUD_DATABASE_URL"]["value"],
-        "GOVCLOUD_HEARTBEAT_INTERVAL_S": "10",
+        "GOVCLOUD_HEARTBEAT_INTERVAL_S": "4",
         "GOVCLOUD_MAX_POLL_WAIT_S": "30",
         "GOVCLOUD_PENDING_RETRY_INTERVAL_S": "5",
         "GOVCLOUD_PLACEMENT_MAX_ATTEMPTS": "5",

@@ -121,6 +121,7 @@ def test_datacentres(bare_api: Api) -> None:
         "location": "Neihu",
         "state": "active",
         "placement_policy": "spread",  # the default (issue 3, docs/scheduling.md)
+        "evacuation_policy": "none",  # the default (docs/operator-guide.md)
     }
     api.create_dc("txg-1", "Taichung 1")
     assert [d["code"] for d in api.get("/v1/datacentres", expect=200).json()] == [

@@ -117,6 +117,7 @@ def test_lists_print_tables_for_people_and_json_or_yaml_for_scripts(cli: CliHarn
         "location": "",
         "state": "active",
         "placement_policy": "spread",
+        "evacuation_policy": "none",
     }
     shown = cli.run("dc", "show", "tpe-1").stdout
     assert "Taipei 1" in shown

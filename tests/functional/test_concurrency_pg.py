@@ -276,6 +276,7 @@ def replica_process(url: str, port: int, log: Path) -> Iterator[subprocess.Popen
         # The test's hosts are registered but never heartbeat: keep liveness out of it.
         "GOVCLOUD_HOST_SUSPECT_AFTER_S": "3600",
         "GOVCLOUD_HOST_DOWN_AFTER_S": "7200",
+        "GOVCLOUD_HOST_FENCE_AFTER_S": "10800",
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(

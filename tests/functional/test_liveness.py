@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("backend")
 
 
 def sweep(api: Api) -> dict[str, list[str]]:
-    report = api.app.state.liveness.run_once()
+    report = api.app.state.liveness.run_once().sweep
     return {"suspect": report.suspect, "down": report.down, "unknown": report.unknown}
 
 

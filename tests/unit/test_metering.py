@@ -488,3 +488,7 @@ def test_quoted_prices_keep_their_decimal_text() -> None:
     assert prices.vcpu_hour == Decimal("0.1")  # a YAML float, read by its text
     assert prices.ram_gib_hour == 0
     assert prices.model_dump(mode="json")["disk_gib_month"] == 3.0
+
+
+def test_the_last_supported_month_has_an_end() -> None:
+    assert Month(9998, 12).end == datetime(9999, 1, 1, tzinfo=UTC)

@@ -10,8 +10,10 @@ from controlplane.api.routes import (
     host,
     image,
     instance,
+    maintenance,
     org,
     quota,
+    sla,
     usage,
     user,
 )
@@ -28,4 +30,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     quota.router,
     usage.router,
+    maintenance.router,
+    sla.router,
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,10 +16,10 @@ from agents.protocol.v1 import (
     StatusReport,
 )
 from controlplane.api.context import PrincipalDep, SettingsDep, StoreDep, audit_target
+from controlplane.api.longpoll import GenerationWatch
 from controlplane.domain.auth import require_agent_for
 
 router = APIRouter(prefix="/agent", tags=["agent"])
-POLL_STEP_S = 0.2
 
 
 @router.post("/register", name="agent.register", status_code=201, response_model=RegisterResponse)
@@ -54,16 +53,19 @@ def heartbeat(
     require_agent_for(who, host_id)
     before = store.hosts.get(host_id)
     host = store.hosts.heartbeat(host_id, body)
-    if host.capacity != before.capacity:
-        request.app.state.pending.poke()
+    if host.capacity != before.capacity or host.state != before.state:
+        request.app.state.pending.poke()  # more room, or a host back from DOWN
     return HeartbeatAck(
-        host_state=host.state.value, heartbeat_interval_s=settings.heartbeat_interval_s
+        host_state=host.state.value,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        fence_after_s=request.app.state.liveness.evacuation.lease_for(host.datacentre),
     )
 
 
 @router.get("/hosts/{host_id}/assignments", name="agent.assignments", response_model=AssignmentList)
 async def assignments(
     host_id: str,
+    request: Request,
     store: StoreDep,
     who: PrincipalDep,
     settings: SettingsDep,
@@ -73,12 +75,11 @@ async def assignments(
     """Long-poll: answer as soon as the host's assignment generation differs from
     ``generation``, or after ``wait`` seconds (capped by the server) with the current list."""
     require_agent_for(who, host_id)
-    deadline = asyncio.get_running_loop().time() + min(wait, settings.max_poll_wait_s)
-    while (
-        await run_in_threadpool(store.instances.assignment_generation, host_id) == generation
-        and asyncio.get_running_loop().time() < deadline
-    ):
-        await asyncio.sleep(POLL_STEP_S)
+    wait = min(wait, settings.max_poll_wait_s)
+    current = await run_in_threadpool(store.instances.assignment_generation, host_id)
+    if current == generation and wait > 0:
+        watch: GenerationWatch = request.app.state.longpoll
+        await watch.wait(host_id, generation, wait)
     return await run_in_threadpool(store.instances.assignments, host_id)
 
 

@@ -3,7 +3,8 @@
 A browser cannot send bearer tokens, so the page signs in with a form: ``POST
 /dashboard/session`` checks the token exactly like the API does and keeps it in an
 HttpOnly, SameSite=Strict cookie scoped to ``/dashboard``; ``POST /dashboard/logout``
-drops it. The page then shows what that user may see (see ``api/dashboard.py``).
+drops it. The page then shows what that user may see (see ``api/dashboard.py``);
+``?month=YYYY-MM`` picks the SLA month (a bad value is said on the page, with status 400).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from controlplane.api import dashboard
-from controlplane.api.context import StoreDep
+from controlplane.api.context import SettingsDep, StoreDep
+from controlplane.api.routes import sla as sla_routes
 from controlplane.domain.errors import GovcloudError
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
@@ -35,7 +37,7 @@ def _page(template: str, status_code: int = 200, **values: object) -> HTMLRespon
 
 
 @router.get("/dashboard", name="dashboard.show")
-def show(request: Request, store: StoreDep) -> Response:
+def show(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
     """The dashboard for the signed-in user, or the sign-in form."""
     token = request.cookies.get(COOKIE, "")
     if not token:
@@ -45,7 +47,13 @@ def show(request: Request, store: StoreDep) -> Response:
     except GovcloudError as exc:
         return _page("login.html", status_code=401, error=exc.message)
     request.state.principal = who
-    return _page("dashboard.html", view=dashboard.build(store, who))
+    view = dashboard.build(
+        store,
+        who,
+        targets=lambda: sla_routes.targets_of(request, settings),
+        month=request.query_params.get("month"),
+    )
+    return _page("dashboard.html", status_code=400 if view.sla.error else 200, view=view)
 
 
 @router.post("/dashboard/session", name="dashboard.login")

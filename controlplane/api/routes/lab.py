@@ -12,10 +12,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from controlplane.api.context import SettingsDep, StoreDep, UserDep, audit_target
-from controlplane.domain.auth import Principal
+from agents.protocol.v1 import LoadList, UsageReport
+from controlplane.api.context import (
+    PrincipalDep,
+    RequestId,
+    SettingsDep,
+    StoreDep,
+    UserDep,
+    audit_target,
+)
+from controlplane.domain.auth import Principal, require_agent_for
 from controlplane.domain.errors import InvalidRequest
 from controlplane.domain.lab import (
     CatalogEntry,
@@ -34,13 +42,20 @@ from controlplane.lab import access
 from controlplane.lab.access import TrialRef
 from controlplane.lab.duration import parse_hours, show_hours
 from controlplane.lab.lifecycle import LabPolicy
+from controlplane.lab.measure import to_measurements
+from controlplane.lab.runs import LabRun, SeriesPoint
+from controlplane.lab.scenario import Scenario
 from controlplane.lab.templates import Template, get_template, load_templates
+from controlplane.planner.sizing import Measurements
 from controlplane.schemas.lab import (
     Cancel,
     Decision,
     EvidenceCreate,
     ExtensionCreate,
     ExtensionDecided,
+    Promote,
+    Promoted,
+    RunCancel,
     SignoffCreate,
     SignoffResult,
     TemplateView,
@@ -49,6 +64,8 @@ from controlplane.schemas.lab import (
 )
 from controlplane.settings import Settings
 from controlplane.store import Store
+from controlplane.store.lab_promote import promote as promote_trial
+from controlplane.store.lab_runs import LabRunRepo
 from controlplane.store.org import ROOT_CODE
 from quotas import load_classes
 
@@ -433,3 +450,123 @@ def catalog_entry(trial_id: str, store: StoreDep, who: UserDep) -> CatalogEntry:
         if access.can_see_catalog_entry(who, vendor_path, ROOT_CODE):
             return entry
     raise TrialNotFound(trial_id)
+
+
+# -- scenario runs --------------------------------------------------------------------------
+
+
+def runs_of(store: Store) -> LabRunRepo:
+    """The scenario-run repository over ``store``'s database."""
+    return LabRunRepo(store.db, store.clock, store.instances, store.server_groups)
+
+
+def _visible_run(store: Store, run_id: str, who: Principal) -> tuple[LabRun, Trial, TrialRef]:
+    runs = runs_of(store)
+    trial_id = runs.trial_of(run_id)
+    trial, ref = _visible(store, trial_id, who)
+    return runs.get(run_id), trial, ref
+
+
+@router.post(
+    "/trials/{trial_id}/runs", name="lab.run_create", status_code=201, response_model=LabRun
+)
+def create_run(
+    trial_id: str, body: Scenario, request: Request, store: StoreDep, who: UserDep, rid: RequestId
+) -> LabRun:
+    """Start a scenario run: provision its groups in the trial's project, apply the load
+    for ``duration_s``, measure, then remove the VMs. Progress: ``GET /v1/lab/runs/{id}``."""
+    trial, ref = _visible(store, trial_id, who)
+    _target(request, trial, ref)
+    access.require_contributor(who, ref, ROOT_CODE, "run scenarios")
+    run = runs_of(store).start(trial_id, body, actor=who.name, request_id=rid)
+    _poke(request)
+    return run
+
+
+@router.get("/trials/{trial_id}/runs", name="lab.run_list", response_model=list[LabRun])
+def list_runs(trial_id: str, store: StoreDep, who: UserDep) -> list[LabRun]:
+    """A trial's scenario runs, newest first."""
+    _visible(store, trial_id, who)
+    return runs_of(store).list(trial_id)
+
+
+@router.get("/runs/{run_id}", name="lab.run_show", response_model=LabRun)
+def show_run(run_id: str, store: StoreDep, who: UserDep) -> LabRun:
+    """One run: state, VMs running/failed, samples, per-group peak/p95/mean."""
+    run, _trial, _ref = _visible_run(store, run_id, who)
+    return run
+
+
+@router.get("/runs/{run_id}/series", name="lab.run_series", response_model=list[SeriesPoint])
+def run_series(
+    run_id: str,
+    store: StoreDep,
+    who: UserDep,
+    group: Annotated[str | None, Query(description="only this group")] = None,
+) -> list[SeriesPoint]:
+    """The run's utilisation time series (every sample of every VM)."""
+    _visible_run(store, run_id, who)
+    return runs_of(store).series(run_id, group)
+
+
+@router.post("/runs/{run_id}/cancel", name="lab.run_cancel", response_model=LabRun)
+def cancel_run(
+    run_id: str, body: RunCancel, request: Request, store: StoreDep, who: UserDep
+) -> LabRun:
+    """Cancel a run in progress: everything it created is removed."""
+    del body
+    run, trial, ref = _visible_run(store, run_id, who)
+    audit_target(request, "lab_run", run.id, trial.project_path or ref.vendor_path)
+    access.require_contributor(who, ref, ROOT_CODE, "cancel scenario runs")
+    return runs_of(store).cancel(run_id, who.name)
+
+
+@router.get("/trials/{trial_id}/measurements", name="lab.measurements", response_model=Measurements)
+def measurements(trial_id: str, store: StoreDep, who: UserDep) -> Measurements:
+    """The trial's measured usage (its latest completed run) as sizing input."""
+    trial, _ref = _visible(store, trial_id, who)
+    run = runs_of(store).latest_measured(trial_id)
+    if run is None:
+        raise InvalidRequest(
+            f"trial {trial_id} has no completed scenario run to size from; run one with "
+            f"`govcloud lab run {trial_id} scenario.yaml`",
+            field="trial",
+            value=trial_id,
+            code="lab_run.none_completed",
+        )
+    return to_measurements(f"{trial.offering} ({trial.id}, run {run.name})", run.groups)
+
+
+@router.post("/trials/{trial_id}/promote", name="lab.promote", response_model=Promoted)
+def promote(
+    trial_id: str, body: Promote, request: Request, store: StoreDep, who: UserDep
+) -> Promoted:
+    """Move the trial's servers into production project ``to``: the target's quota chain
+    is charged and the trial's released in one transaction. Lab operators and the
+    ministry's admins (over the target project) only."""
+    trial, ref = _visible(store, trial_id, who)
+    _target(request, trial, ref)
+    access.require_promoter(who, ref, ROOT_CODE)
+    moved = promote_trial(store.db, store.clock, trial_id, body.to, actor=who.name)
+    return Promoted(trial_id=trial_id, project=body.to, instances=moved)
+
+
+# -- agents: scenario loads and usage samples -----------------------------------------------
+
+
+@router.get("/hosts/{host_id}/loads", name="lab.agent_loads", response_model=LoadList)
+def agent_loads(host_id: str, store: StoreDep, who: PrincipalDep) -> LoadList:
+    """The host's VMs under a scenario load now, with their profiles (agents only)."""
+    require_agent_for(who, host_id)
+    return runs_of(store).loads(host_id)
+
+
+@router.post("/hosts/{host_id}/usage", name="lab.agent_usage", status_code=204)
+def agent_usage(
+    host_id: str, body: UsageReport, request: Request, store: StoreDep, who: PrincipalDep
+) -> Response:
+    """Utilisation samples of the host's VMs (agents only; telemetry, not audited)."""
+    request.state.audit_skip = True
+    require_agent_for(who, host_id)
+    runs_of(store).record(host_id, body.samples)
+    return Response(status_code=204)
