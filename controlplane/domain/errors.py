@@ -23,17 +23,25 @@ class GovcloudError(Exception):
         self.details: dict[str, Any] = details
 
 
-#: CLI nouns that differ from the resource kind (``govcloud server`` manages instances).
-CLI_NOUN: dict[str, str] = {"instance": "server"}
+#: The CLI command that lists a kind, where it is not ``govcloud <kind> list``
+#: (``govcloud server`` manages instances, for example).
+CLI_LIST: dict[str, str] = {
+    "instance": "server list",
+    "server_group": "server group list",
+    "lab_template": "lab templates",
+    "drain": "host drains",
+    "extension": "lab show TRIAL",
+    "migration": "server show SERVER",
+}
 
 
 class NotFound(GovcloudError):
     """The named resource does not exist, or the caller may not see it."""
 
     def __init__(self, kind: str, ident: str) -> None:
-        noun = CLI_NOUN.get(kind, kind)
+        listing = CLI_LIST.get(kind, f"{kind} list")
         super().__init__(
-            f"{kind} {ident!r} not found; list them with `govcloud {noun} list`",
+            f"{kind} {ident!r} not found; list them with `govcloud {listing}`",
             code=f"{kind}.not_found",
             kind=kind,
             id=ident,

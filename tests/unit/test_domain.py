@@ -439,3 +439,15 @@ def test_not_found_message_and_code() -> None:
     assert err.code == "instance.not_found"
     assert err.details == {"kind": "instance", "id": "i-9"}
     assert "not found; list them with `govcloud " in err.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "command"),
+    [
+        ("instance", "govcloud server list"),
+        ("server_group", "govcloud server group list"),
+        ("flavor", "govcloud flavor list"),
+    ],
+)
+def test_not_found_names_the_cli_command_that_lists_the_kind(kind: str, command: str) -> None:
+    assert f"`{command}`" in NotFound(kind, "x").message
