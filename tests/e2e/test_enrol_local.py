@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,4 +127,7 @@ def test_agent_that_cannot_register_fails_cleanly(cp: ControlPlane, tmp_path: Pa
     assert cp.client.list_hosts() == []  # nothing half-registered
     assert not supervisor_running(state)
     assert not (state / "bootstrap.env").exists()
+    deadline = time.monotonic() + 15  # processes that were signalled may still be exiting
+    while processes_under(state) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert processes_under(state) == []
