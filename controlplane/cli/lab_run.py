@@ -10,7 +10,6 @@ was given. ``lab size`` takes the trial's latest completed run as the measuremen
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -34,8 +33,8 @@ from controlplane.cli.output import (
 from controlplane.cli.plan import (
     HostModelsOpt,
     SpecFormat,
+    emit_sizing,
     host_models_from,
-    print_sizing,
     read_input,
     targets_from,
 )
@@ -46,7 +45,6 @@ from controlplane.lab.runs import LabRun, SeriesPoint
 from controlplane.lab.scenario import Scenario
 from controlplane.planner.problems import PlanInputError
 from controlplane.planner.sizing import Basis, Redundancy, SizingTargets, size
-from controlplane.planner.spec import render_html, render_json, render_markdown
 from controlplane.planner.yamlfile import load_model
 from controlplane.schemas.lab import Promote, RunCancel
 
@@ -265,18 +263,7 @@ def size_command(
         result = size(measured, catalog, goals, dcs)
     except GovcloudError as exc:
         raise CliProblem(exc.message, hint="fix the host models or the targets file") from exc
-    if output is SpecFormat.TABLE:
-        print_sizing(result)
-    elif output is SpecFormat.MARKDOWN:
-        sys.stdout.write(render_markdown(result))
-    elif output is SpecFormat.HTML:
-        sys.stdout.write(render_html(result))
-    elif output is SpecFormat.JSON:
-        sys.stdout.write(render_json(result))
-    else:
-        dump(plain(result), OutputFormat.YAML)
-    if result.recommended is None:
-        raise typer.Exit(ExitCode.API_ERROR)
+    emit_sizing(result, output)
 
 
 def promote_command(

@@ -271,6 +271,11 @@ def size_command(
         result = size(found, catalog, goals, dcs)
     except GovcloudError as exc:
         raise CliProblem(exc.message, hint="fix the measurements or the targets file") from exc
+    emit_sizing(result, output)
+
+
+def emit_sizing(result: SizingResult, output: SpecFormat) -> None:
+    """Print a sizing result in ``output``; exit 1 when no host model meets the targets."""
     if output is SpecFormat.TABLE:
         print_sizing(result)
     elif output is SpecFormat.MARKDOWN:
