@@ -61,6 +61,7 @@ from agents.drivers.base import (
     InstanceMetadata,
     PowerState,
 )
+from agents.lease import write_lease
 from agents.metrics import AgentMetrics
 from agents.protocol.v1 import (
     ActualState,
@@ -82,6 +83,8 @@ log = logging.getLogger(__name__)
 #: Generation sent before the agent has seen any list: never equal to a real one, so the
 #: control plane answers at once.
 UNKNOWN_GENERATION = -1
+#: Passes one sync() may chain on the assignments a status report was answered with.
+FOLLOW_UP_PASSES = 2
 _MESSAGE_MAX = 200
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -369,7 +372,16 @@ class Agent:
         self._fence_after_s = 0.0
         self._last_contact: float | None = None
         self._isolated = False
+        #: Last status reported (and acknowledged) per instance, the listing of the last
+        #: pass, and whether the control plane asked for a full report (see sync()).
+        self._posted: dict[str, InstanceStatus] = {}
+        self._last_listing: AssignmentList | None = None
+        self._report_all = False
+        #: From the last heartbeat ack: whether a Lab load runs on this host (None: the
+        #: control plane does not say). The usage reporter polls for loads only when not False.
+        self.lab_loads: bool | None = None
         self.last_report: StatusReport | None = None
+        self.reports_sent = 0
         self.passes = 0
 
     # -- state for callers and tests --------------------------------------------------
@@ -480,9 +492,15 @@ class Agent:
             self._heartbeat_interval_s = ack.heartbeat_interval_s
         self._fence_after_s = ack.fence_after_s
         self._last_contact = self.clock.monotonic()
+        # The host-side fence watchdog (agents/watchdog.py) acts if this stops.
+        write_lease(self.settings.fence_lease_path, self.settings.name, ack.fence_after_s)
         if self._isolated:
             log.warning("host=%s contact restored; reconciling", credential.host_id)
             self._isolated = False
+            self._next_pass_at = float("-inf")
+        self.lab_loads = ack.lab_loads
+        if ack.report_all:  # the control plane may have marked our instances UNKNOWN
+            self._report_all = True
             self._next_pass_at = float("-inf")
         log.debug("host=%s heartbeat ok; host state %s", credential.host_id, ack.host_state)
         return ack
@@ -724,14 +742,37 @@ class Agent:
             return None
         previous_due = self._next_pass_at
         self._next_pass_at = now + self.settings.resync_interval_s
+        report_all, self._report_all = self._report_all, False
+        full = force or report_all or now >= previous_due or self._nudged(listing)
         try:
-            report = self.reconcile(listing)
-            self.control_plane.report_status(credential, report)
+            report, after = self._pass(credential, listing, full=full)
         except BaseException:
             self.metrics.reconcile_errors.labels("pass").inc()
             self._next_pass_at = min(previous_due, now)  # still owed: retry without waiting
+            self._report_all = self._report_all or report_all
             raise
+        # The control plane answered the report with the assignments it left: when the
+        # report moved the generation (a new domain no longer needs creating), reconcile
+        # that list now rather than fetching it with another long-poll round trip.
+        for _ in range(FOLLOW_UP_PASSES):
+            if (
+                after is None
+                or after.host_id != credential.host_id
+                or after.generation == self._generation
+            ):
+                break
+            report, after = self._pass(credential, after, full=self._nudged(after))
+        return report
+
+    def _pass(
+        self, credential: HostCredential, listing: AssignmentList, *, full: bool
+    ) -> tuple[StatusReport, AssignmentList | None]:
+        """Reconcile ``listing`` and report; returns the report and the control plane's
+        answer to it (its assignments afterwards, when it sent them)."""
+        report = self.reconcile(listing)
+        after = self._report(credential, report, full=full)
         self.last_report = report
+        self._last_listing = listing
         self._generation = listing.generation
         log.debug(
             "host=%s pass %d reported %d instance(s) at generation %d",
@@ -740,7 +781,35 @@ class Agent:
             len(report.instances),
             listing.generation,
         )
-        return report
+        return report, after
+
+    def _nudged(self, listing: AssignmentList) -> bool:
+        """True when the control plane wants to hear about every instance: the generation
+        moved but the assignments did not (e.g. the host came back from DOWN and its
+        instances are UNKNOWN), or an instance is migrating (both sides' reports drive
+        the handoff)."""
+        last = self._last_listing
+        if last is None or last.assignments == listing.assignments:
+            return True
+        return any(a.migration is not None for a in listing.assignments)
+
+    def _report(
+        self, credential: HostCredential, report: StatusReport, *, full: bool
+    ) -> AssignmentList | None:
+        """Send ``report``: all of it when ``full``, else only the instances whose status
+        differs from the last one the control plane acknowledged (nothing at all when none
+        does). One status POST per pass at most; a new instance costs one report of it.
+        Returns the control plane's assignments after the report, when it sent them."""
+        if full:
+            batch = report.instances
+        else:
+            batch = [s for s in report.instances if self._posted.get(s.instance_id) != s]
+        after = None
+        if batch:
+            after = self.control_plane.report_status(credential, StatusReport(instances=batch))
+            self.reports_sent += 1
+        self._posted = {s.instance_id: s for s in report.instances}
+        return after
 
     def run_once(self) -> StatusReport:
         """Register if needed, heartbeat, then one full reconcile pass (``--once``)."""

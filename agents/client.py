@@ -127,8 +127,11 @@ class ControlPlane(Protocol):
         from ``generation``, else after a change or ``wait_s`` seconds."""
         ...
 
-    def report_status(self, credential: HostCredential, report: StatusReport) -> None:
-        """``POST /v1/agent/hosts/{id}/status``."""
+    def report_status(
+        self, credential: HostCredential, report: StatusReport
+    ) -> AssignmentList | None:
+        """``POST /v1/agent/hosts/{id}/status``; the host's assignments afterwards when the
+        control plane sends them (the report changed something), else None."""
         ...
 
     def close(self) -> None:
@@ -226,15 +229,23 @@ class HttpControlPlane:
         )
         return self._parse(response, AssignmentList)
 
-    def report_status(self, credential: HostCredential, report: StatusReport) -> None:
-        """Report observed instance states."""
-        self._call(
+    def report_status(
+        self, credential: HostCredential, report: StatusReport
+    ) -> AssignmentList | None:
+        """Report observed instance states; returns the assignments the control plane
+        answers with when the report changed something (older control planes answer 204:
+        None)."""
+        response = self._call(
             "POST",
             f"{API_PREFIX}/hosts/{credential.host_id}/status",
             body=report,
+            params={"assignments": "true"},
             credential=credential,
             expect=(200, 202, 204),
         )
+        if response.status_code != 200 or not response.content:
+            return None
+        return self._parse(response, AssignmentList)
 
     def close(self) -> None:
         """Close the httpx client if this object created it."""

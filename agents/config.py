@@ -22,6 +22,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from agents.lease import LEASE_FILE
+from controlplane.domain.evacuation import WATCHDOG_MAX_LAG_S
 from controlplane.domain.names import Name, Trait
 from controlplane.domain.resources import Resources
 
@@ -92,6 +94,13 @@ class AgentSettings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     #: Address the metrics endpoint listens on (loopback unless set otherwise).
     metrics_address: str = "127.0.0.1"
+    #: Fence lease refreshed after every acknowledged heartbeat and watched by
+    #: ``govcloud-fence`` (agents/lease.py, agents/watchdog.py); default
+    #: ``<state_dir>/fence-lease.json``.
+    fence_lease_file: Path | None = None
+    #: How often ``govcloud-fence`` checks the lease: at most WATCHDOG_MAX_LAG_S, which the
+    #: control plane's evacuation margin exceeds (see controlplane/domain/evacuation.py).
+    fence_check_interval_s: float = Field(1.0, gt=0)
 
     @field_validator("control_plane_url")
     @classmethod
@@ -104,6 +113,18 @@ class AgentSettings(BaseSettings):
     @classmethod
     def _absolute_state_dir(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator("fence_check_interval_s")
+    @classmethod
+    def _watchdog_within_margin(cls, value: float) -> float:
+        if value > WATCHDOG_MAX_LAG_S:
+            raise ValueError(
+                f"fence_check_interval_s ({value} s) must be at most {WATCHDOG_MAX_LAG_S} s: "
+                "the control plane restarts a silent host's instances elsewhere after the "
+                f"fencing lease plus a margin longer than {WATCHDOG_MAX_LAG_S} s, and the "
+                "watchdog must have destroyed them by then"
+            )
+        return value
 
     @model_validator(mode="after")
     def _domain_type_fits_uri(self) -> AgentSettings:
@@ -132,6 +153,13 @@ class AgentSettings(BaseSettings):
     def credential_path(self) -> Path:
         """Where the host credential is stored (mode 0600)."""
         return self.state_dir / CREDENTIAL_FILE
+
+    @property
+    def fence_lease_path(self) -> Path:
+        """Where the agent writes its fence lease and ``govcloud-fence`` reads it."""
+        if self.fence_lease_file is None:
+            return self.state_dir / LEASE_FILE
+        return self.fence_lease_file.expanduser().absolute()
 
     @property
     def serial_dir(self) -> Path | None:

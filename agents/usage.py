@@ -5,8 +5,11 @@ control plane which of its instances are under a scenario load
 (``GET /v1/lab/hosts/{id}/loads``), takes one sample per running instance from its
 :class:`~agents.drivers.behaviour.UsageSource` (synthetic on the libvirt test driver,
 libvirt statistics on real hosts) and posts them (``POST /v1/lab/hosts/{id}/usage``).
-Control planes without the Lab answer 404: the reporter then just idles. The clock is the
-agent's, so tests drive :meth:`UsageReporter.report_once` on a fake clock.
+Control planes without the Lab answer 404: the reporter then just idles. While the last
+heartbeat ack said no VM of this host is under a load (``lab_loads`` false), the loop sends
+nothing at all, so an idle fleet costs the control plane no load polling; control planes
+that do not say (``lab_loads`` absent) are polled as before. The clock is the agent's, so
+tests drive :meth:`UsageReporter.report_once` on a fake clock.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from agents.protocol.v1 import LoadList, UsageReport, UsageSample
 
 log = logging.getLogger(__name__)
 LAB_PREFIX = "/v1/lab/hosts"
+#: How often an idle reporter looks at the agent's ``lab_loads`` flag (no request).
+IDLE_CHECK_S = 1.0
 
 
 class UsageReporter:
@@ -91,8 +96,18 @@ class UsageReporter:
             self._thread.join(timeout_s)
             self._thread = None
 
+    def due(self) -> bool:
+        """Whether to ask the control plane for loads now (not while it says none)."""
+        if self.agent.lab_loads is False:
+            self._began.clear()  # a load that comes back later starts its curve again
+            return False
+        return True
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            if not self.due():
+                self.agent.clock.wait(self._stopping, IDLE_CHECK_S)
+                continue
             try:
                 self.report_once()
             except ControlPlaneError as err:

@@ -42,9 +42,10 @@ BENCHMARKS: tuple[str, ...] = (
     "versus",
     "scale",
     "planner",
+    "scheduler",
 )
 #: Benchmarks that need no database.
-NO_DATABASE = frozenset({"agent", "planner"})
+NO_DATABASE = frozenset({"agent", "planner", "scheduler"})
 FULL_SUITE = "provisioning"
 
 
@@ -58,6 +59,9 @@ def _load() -> dict[str, Callable[[Context], Result]]:
     from benchmarks import planner
 
     runs[planner.NAME] = planner.run
+    from benchmarks import scheduler
+
+    runs[scheduler.NAME] = scheduler.run
     assert tuple(runs) == BENCHMARKS
     return runs
 

@@ -5,12 +5,15 @@ simulated host costs a Python interpreter each (tens of MB; see the scale report
 the 300-host run packs several agents per process: each agent is the real one, built by
 :func:`agents.main.build_agent` with its own settings, state directory, simulated libvirt
 host (``test:///<state_dir>/host.xml``, private state per host) and HTTP client to the real
-``govcloud-api``; its heartbeat and reconcile (long-poll) loops run in threads.
+``govcloud-api``; its heartbeat and reconcile (long-poll) loops and its Cloud Open Lab usage
+reporter (:mod:`agents.usage`, as ``govcloud-agent`` runs it) run in threads.
 
 ``SPEC`` is a JSON file: ``{"control_plane_url", "poll_wait_s", "heartbeat_interval_s",
 "agents": [{"name", "bootstrap_token", "state_dir", "vcpus", "ram_mib", "disk_gib"}]}``.
-The process registers every agent, starts them, prints ``ready N`` on stdout and runs
-until SIGTERM/SIGINT, then stops them.
+The process registers the agents (8 at a time) and starts each one as soon as it is
+registered, so no host sits registered but silent long enough to be marked SUSPECT while
+the others register; then it prints ``ready N`` on stdout and runs until SIGTERM/SIGINT,
+then stops them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from agents.agent import Agent
 from agents.config import AgentSettings
 from agents.main import build_agent
+from agents.usage import UsageReporter, build_reporter
 
 
 def build(spec: dict[str, Any], entry: dict[str, Any]) -> Agent:
@@ -66,12 +70,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     agents = [build(spec, entry) for entry in spec["agents"]]
-    with ThreadPoolExecutor(8, thread_name_prefix="register") as pool:
-        list(pool.map(lambda agent: agent.ensure_registered(), agents))
-    for agent in agents:
+    reporters: list[UsageReporter] = []
+
+    def register_and_start(agent: Agent) -> None:
+        agent.ensure_registered()
         agent.start()
+        reporter = build_reporter(agent)
+        reporter.start()
+        reporters.append(reporter)
+
+    with ThreadPoolExecutor(8, thread_name_prefix="register") as pool:
+        list(pool.map(register_and_start, agents))
     print(f"ready {len(agents)}", flush=True)
     stop.wait()
+    for reporter in reporters:
+        reporter.stop()
     for agent in agents:
         agent.request_stop()
     for agent in agents:

@@ -1,6 +1,7 @@
 """(c) End to end at scale: 1,000 create requests across 300 simulated hosts until RUNNING.
 
-Everything real and over HTTP: one ``govcloud-api`` process (:mod:`benchmarks.services`),
+Everything real and over HTTP: one ``govcloud-api`` with ``API_WORKERS`` uvicorn worker
+processes (:mod:`benchmarks.services`),
 300 host agents running the real agent code on the libvirt test driver
 (:mod:`benchmarks.agentpool`: several agents per process, each with its own simulated host
 and HTTP client, loops in threads), and 8 client threads sending ``POST /v1/instances``.
@@ -10,7 +11,8 @@ client polling ``GET /v1/instances``, and from the server's own timestamps: last
 ``launched_at`` minus first ``created_at``), and accept->RUNNING per instance
 (``launched_at - created_at``, both stamped by the API's clock, so the client's polling
 adds nothing). The memory of every process (RSS) is reported too, to size how many agents
-fit per process and per machine.
+fit per process and per machine, and the CPU the API (all its processes) and the agents
+used while the fleet was idle and while the creates ran.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ POLL_WAIT_S = 10.0
 #: The agents' first heartbeat interval; the control plane's own setting replaces it.
 HEARTBEAT_S = 4.0
 CLIENTS = 8
+#: uvicorn worker processes of the API. One: on SQLite, two workers were measured slower
+#: (172 s instead of 77 s on the same loaded machine, each worker using only 0.3 core):
+#: the processes queue for SQLite's single write lock, whose busy handler sleeps instead
+#: of handing the lock over (see docs/benchmarks.md). ``measure_scale(api_workers=N)``.
+API_WORKERS = 1
 READY_TIMEOUT_S = 300.0
 #: How long the idle fleet's load on the API is sampled before the creates.
 IDLE_WINDOW_S = 5.0
@@ -75,6 +82,31 @@ def cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (uvicorn's workers)."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by ``pid`` and its live children."""
+    return cpu_s(pid) + sum(cpu_s(child) for child in children(pid))
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its live children, in MiB."""
+    return rss_mib(pid) + sum(rss_mib(child) for child in children(pid))
 
 
 @contextmanager
@@ -188,6 +220,7 @@ def measure_scale(
     poll_wait_s: float = POLL_WAIT_S,
     idle_window_s: float = IDLE_WINDOW_S,
     timeout_s: float = 600.0,
+    api_workers: int = API_WORKERS,
 ) -> Row:
     """Seed a fresh database at ``url``, serve it, start ``hosts`` agents, create
     ``instances`` from 8 clients and wait until all are RUNNING; returns the figures.
@@ -209,17 +242,24 @@ def measure_scale(
         "GOVCLOUD_MAX_POLL_WAIT_S": str(poll_wait_s),
     }
     with ExitStack() as stack:
-        api: Service = stack.enter_context(govcloud_api(url, workdir, env=env))
+        api: Service = stack.enter_context(govcloud_api(url, workdir, env=env, workers=api_workers))
         started = time.perf_counter()
         pools = stack.enter_context(
             agent_pools(api.url, tokens, workdir, agents_per_process, poll_wait_s)
         )
         agents_ready_s = time.perf_counter() - started
+
         # What the idle fleet costs the API (heartbeats, long-polls) before any create.
-        cpu_before, idle_start = cpu_s(api.proc.pid), time.perf_counter()
+        def agents_cpu_s() -> float:
+            return sum(cpu_s(p.pid) for p in pools)
+
+        cpu_before, idle_start = tree_cpu_s(api.proc.pid), time.perf_counter()
+        agents_before = agents_cpu_s()
         time.sleep(idle_window_s)
-        idle_cpu = (cpu_s(api.proc.pid) - cpu_before) / (time.perf_counter() - idle_start)
-        rss_api_idle = rss_mib(api.proc.pid)
+        idle_wall = time.perf_counter() - idle_start
+        idle_cpu = (tree_cpu_s(api.proc.pid) - cpu_before) / idle_wall
+        idle_agents_cpu = (agents_cpu_s() - agents_before) / idle_wall
+        rss_api_idle = tree_rss_mib(api.proc.pid)
         rss_pools = [rss_mib(p.pid) for p in pools]
         rss_single = rss_pools[0] if len(rss_pools) > 1 else None
         rss_pools = rss_pools[1:] if len(rss_pools) > 1 else rss_pools
@@ -230,6 +270,7 @@ def measure_scale(
             )
 
         begin = time.perf_counter()
+        busy_api_before, busy_agents_before = tree_cpu_s(api.proc.pid), agents_cpu_s()
         outcomes, post_wall = drive(client, _create, requests=instances, clients=CLIENTS)
         running = 0
         listing: list[dict[str, Any]] = []
@@ -243,7 +284,9 @@ def measure_scale(
                     break
                 time.sleep(0.25)
         all_running_client_s = time.perf_counter() - begin
-        rss_api_busy = rss_mib(api.proc.pid)
+        busy_api_cpu = (tree_cpu_s(api.proc.pid) - busy_api_before) / all_running_client_s
+        busy_agents_cpu = (agents_cpu_s() - busy_agents_before) / all_running_client_s
+        rss_api_busy = tree_rss_mib(api.proc.pid)
     created = [datetime.fromisoformat(i["created_at"]) for i in listing]
     launched = [datetime.fromisoformat(i["launched_at"]) for i in listing if i.get("launched_at")]
     to_running = [
@@ -261,12 +304,16 @@ def measure_scale(
         "backend": backend_of(url),
         "hosts": hosts,
         "agent_processes": len(pools),
+        "api_workers": api_workers,
         "instances": instances,
         "post_failed": sum(1 for o in outcomes if not o.ok),
         "running": running,
         "not_running": ", ".join(f"{s} x{n}" for s, n in sorted(states.items()) if s != "RUNNING"),
         "agents_ready_s": round(agents_ready_s, 1),
         "api_cpu_idle_fleet": round(idle_cpu, 2),
+        "agents_cpu_idle_fleet": round(idle_agents_cpu, 2),
+        "api_cpu_busy": round(busy_api_cpu, 2),
+        "agents_cpu_busy": round(busy_agents_cpu, 2),
         "posts_s": round(post_wall, 2),
         "all_running_s": round(span, 2) if span is not None else None,
         "all_running_seen_s": round(all_running_client_s, 2),
@@ -287,22 +334,28 @@ def run(context: Context) -> Result:
         name=NAME,
         title="End to end at scale: creates until RUNNING on simulated hosts",
         description=(
-            f"One `govcloud-api` process (uvicorn, SQLite), {hosts} real agents on the "
+            f"One `govcloud-api` (uvicorn, {API_WORKERS} worker process(es), SQLite), "
+            f"{hosts} real agents on the "
             "libvirt test driver (one process with a single agent, the rest 50 per process, "
-            "each agent with its own simulated host and HTTP client, loops in threads; "
+            "each agent with its own simulated host and HTTP client, its heartbeat, "
+            "reconcile (long-poll) and Lab usage-reporter loops in threads; "
             f"long-poll wait {POLL_WAIT_S:.0f} s), "
             f"{instances} `POST /v1/instances` from {CLIENTS} client threads. "
             "`all_running_s`: last `launched_at` minus first `created_at` (server clock); "
             "`all_running_seen_s`: first POST until a client listing showed every instance "
             "RUNNING (0.25 s polling). Percentiles: accept->RUNNING per instance "
             "(`launched_at - created_at`); `post_*`: the create calls. `api_cpu_idle_fleet`: "
-            f"CPU cores the API process used over {IDLE_WINDOW_S:.0f} s while the agents "
-            "were registered and idle (heartbeats and long-polls), before any create."
+            f"CPU cores the API (all its processes) used over {IDLE_WINDOW_S:.0f} s while "
+            "the agents were registered and idle (heartbeats and long-polls), before any "
+            "create; `agents_cpu_idle_fleet` the same for all agent processes; "
+            "`api_cpu_busy`, `agents_cpu_busy`: cores used from the first create until all "
+            "were RUNNING. `rss_api_mib` sums the API's processes."
         ),
         columns=[
             "backend",
             "hosts",
             "agent_processes",
+            "api_workers",
             "instances",
             "running",
             "post_failed",
@@ -316,6 +369,9 @@ def run(context: Context) -> Result:
             "post_p95_ms",
             "agents_ready_s",
             "api_cpu_idle_fleet",
+            "agents_cpu_idle_fleet",
+            "api_cpu_busy",
+            "agents_cpu_busy",
             "rss_api_mib",
             "rss_one_agent_process_mib",
             "rss_pool_process_mib",

@@ -3,8 +3,8 @@
 Owns :class:`Service` (a child process in its own session with its log file, waited for
 until it answers and always stopped: SIGTERM, then SIGKILL) and :func:`govcloud_api`, which
 serves an already seeded database with the real ``govcloud-api`` entry point (uvicorn,
-one process, this source tree's code) on a free port of 127.0.0.1, with a platform-admin
-token for the benchmark.
+one process or ``workers`` worker processes, this source tree's code) on a free port of
+127.0.0.1, with a platform-admin token for the benchmark.
 The OpenStack Placement service is started by :mod:`benchmarks.placement_ref` on the same
 :class:`Service`.
 """
@@ -140,15 +140,22 @@ def _govcloud_ready(client: httpx.Client) -> bool:
 
 @contextmanager
 def govcloud_api(
-    database_url: str, workdir: Path, *, env: Mapping[str, str] | None = None
+    database_url: str,
+    workdir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[Service]:
-    """A real ``govcloud-api`` process over the (migrated, seeded) ``database_url``."""
+    """A real ``govcloud-api`` over the (migrated, seeded) ``database_url``; ``workers``
+    uvicorn worker processes (children of the one :class:`Service` process)."""
     port = free_port()
     settings = {
         "GOVCLOUD_DATABASE_URL": database_url,
         "GOVCLOUD_ADMIN_TOKEN": ADMIN_TOKEN,
     } | dict(env or {})
     argv = [*python_command("controlplane.api.serve"), "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     log = workdir / f"govcloud-api-{port}.log"
     with spawn(
         "govcloud-api", argv, url=f"http://127.0.0.1:{port}", log=log, env=child_env(settings)

@@ -25,6 +25,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from controlplane.domain.audit import AuditEvent
 from controlplane.domain.auth import User
+from controlplane.domain.consolidation import (
+    Consolidation,
+    ConsolidationParams,
+    ConsolidationPlan,
+)
 from controlplane.domain.datacentre import DataCentre
 from controlplane.domain.flavor import Flavor
 from controlplane.domain.host import Host
@@ -84,7 +89,7 @@ from controlplane.schemas.migration import (
     MaintenanceRequest,
     MigrateRequest,
 )
-from controlplane.schemas.org import OrgCreate
+from controlplane.schemas.org import OrgCreate, OrgDetail, OrgUpdate
 from controlplane.schemas.quota import QuotaApply, QuotaVerify
 from controlplane.schemas.schedule import ScheduleRequest, ScheduleResult
 from controlplane.schemas.server_group import ServerGroupCreate
@@ -97,6 +102,7 @@ M = TypeVar("M")
 _WHOAMI = TypeAdapter(WhoAmI)
 _ORGS = TypeAdapter(list[Organisation])
 _ORG = TypeAdapter(Organisation)
+_ORG_DETAIL = TypeAdapter(OrgDetail)
 _USERS = TypeAdapter(list[User])
 _USER_CREATED = TypeAdapter(UserCreated)
 _DCS = TypeAdapter(list[DataCentre])
@@ -150,6 +156,9 @@ _MIGRATIONS = TypeAdapter(list[Migration])
 _DRAIN = TypeAdapter(Drain)
 _DRAIN_OR_NONE = TypeAdapter(Drain | None)
 _DRAINS = TypeAdapter(list[Drain])
+_CONSOLIDATION_PLAN = TypeAdapter(ConsolidationPlan)
+_CONSOLIDATION = TypeAdapter(Consolidation)
+_CONSOLIDATIONS = TypeAdapter(list[Consolidation])
 
 API_PREFIX = "/v1"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -266,9 +275,13 @@ class GovcloudClient:
         """``GET /v1/orgs``: the caller's subtree (and its ancestors)."""
         return self._get("/orgs", _ORGS)
 
-    def get_org(self, code: str) -> Organisation:
-        """``GET /v1/orgs/{code}``."""
-        return self._get(f"/orgs/{_seg(code)}", _ORG)
+    def get_org(self, code: str) -> OrgDetail:
+        """``GET /v1/orgs/{code}``: the node and its settings."""
+        return self._get(f"/orgs/{_seg(code)}", _ORG_DETAIL)
+
+    def update_org(self, code: str, body: OrgUpdate) -> OrgDetail:
+        """``PATCH /v1/orgs/{code}``: e.g. a ministry's evacuation policy."""
+        return self._send("PATCH", f"/orgs/{_seg(code)}", _ORG_DETAIL, body)
 
     def create_org(self, body: OrgCreate) -> Organisation:
         """``POST /v1/orgs``: a ministry, agency or project."""
@@ -403,6 +416,31 @@ class GovcloudClient:
     def evacuate_datacentre(self, code: str, body: EvacuateRequest) -> Drain:
         """``POST /v1/datacentres/{code}/evacuate``: move everything to another DC."""
         return self._send("POST", f"/datacentres/{_seg(code)}/evacuate", _DRAIN, body)
+
+    # -- consolidation for energy (docs/fleet.md) ------------------------------------------
+
+    def plan_consolidation(self, code: str, body: ConsolidationParams) -> ConsolidationPlan:
+        """``POST /v1/datacentres/{code}/consolidation/plan``: dry run."""
+        path = f"/datacentres/{_seg(code)}/consolidation/plan"
+        return self._send("POST", path, _CONSOLIDATION_PLAN, body)
+
+    def start_consolidation(self, code: str, body: ConsolidationParams) -> Consolidation:
+        """``POST /v1/datacentres/{code}/consolidation``: store the plan and execute it."""
+        path = f"/datacentres/{_seg(code)}/consolidation"
+        return self._send("POST", path, _CONSOLIDATION, body)
+
+    def get_consolidation(self, code: str) -> Consolidation:
+        """``GET /v1/datacentres/{code}/consolidation``: the open (else latest) one."""
+        return self._get(f"/datacentres/{_seg(code)}/consolidation", _CONSOLIDATION)
+
+    def steer_consolidation(self, code: str, action: str) -> Consolidation:
+        """``POST /v1/datacentres/{code}/consolidation/{pause|resume|cancel}``."""
+        path = f"/datacentres/{_seg(code)}/consolidation/{_seg(action)}"
+        return self._send("POST", path, _CONSOLIDATION)
+
+    def list_consolidations(self, *, datacentre: str | None = None) -> list[Consolidation]:
+        """``GET /v1/consolidations``: newest first."""
+        return self._get("/consolidations", _CONSOLIDATIONS, datacentre=datacentre)
 
     # -- instances -------------------------------------------------------------------------
 

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     #: A PENDING request waiting longer than this (that would fit once room frees) holds
     #: back younger requests for its data centre, so it is not starved (0: never).
     pending_hold_after_s: float = Field(300.0, ge=0)
+    #: How long a replica reuses its fleet snapshot between decisions when the fleet epoch
+    #: did not move (it then misses only other replicas' claims, which every claim
+    #: re-checks); 0: read the fleet for every decision.
+    scheduler_snapshot_max_age_s: float = Field(5.0, ge=0, le=300)
     #: SLA targets (service classes per ministry, YAML); None: the packaged
     #: controlplane/sla/targets.yaml.
     sla_targets_file: Path | None = None
@@ -71,3 +75,6 @@ class Settings(BaseSettings):
     lab_max_life_hours: int = Field(2160, ge=1)
     #: Start background loops (pending retries) inside the API process.
     run_loops: bool = True
+    #: Seconds a verified bearer token is trusted without the database (0: never). A token
+    #: revoked through another replica stops working at the latest this long after.
+    auth_cache_ttl_s: float = Field(5.0, ge=0, le=300)

@@ -56,6 +56,15 @@ class HeartbeatAck(BaseModel):
     #: off its domains, because the control plane may restart them on another host
     #: (evacuation). 0 means never (no evacuation for this host).
     fence_after_s: float = 0.0
+    #: The control plane may have lost track of this host (its heartbeats stopped long
+    #: enough for SUSPECT/DOWN, or this replica has not heard from it before): the agent's
+    #: next status report lists every assigned instance, not only the ones whose observed
+    #: state changed since its last report. Absent from older control planes.
+    report_all: bool = False
+    #: Whether any VM of this host is under a Cloud Open Lab scenario load right now: the
+    #: agent's usage reporter asks for its loads only while this is true. None (older
+    #: control planes): it does not say, and the reporter polls as it always did.
+    lab_loads: bool | None = None
 
 
 class DesiredState(StrEnum):
@@ -169,7 +178,14 @@ class InstanceStatus(BaseModel):
 
 
 class StatusReport(BaseModel):
-    """A batch of observations."""
+    """A batch of observations.
+
+    The control plane applies each entry and leaves instances that are not listed as they
+    are, so an agent may report only what changed since its last acknowledged report; it
+    reports everything on its periodic resync, when the assignments' generation moved
+    without their content changing, during migrations, and when a heartbeat ack says
+    ``report_all``.
+    """
 
     instances: list[InstanceStatus] = Field(default_factory=list, max_length=10000)
 

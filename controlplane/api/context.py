@@ -1,4 +1,10 @@
-"""Per-request context: the store, the request id and the authenticated principal."""
+"""Per-request context: the store, the request id and the authenticated principal.
+
+The dependencies are ``async`` and do no blocking work on their hot path, so FastAPI
+runs them on the event loop instead of handing each to the thread pool. Authentication
+reaches the database (in the thread pool) only when the store's principal cache does not
+hold the token.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from controlplane.domain.auth import Principal
 from controlplane.domain.errors import Forbidden, Unauthenticated
@@ -23,42 +30,64 @@ def new_request_id(offered: str | None) -> str:
     return f"req-{uuid.uuid4()}"
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """The store this app was created with."""
     store: Store = request.app.state.store
     return store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings this app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def request_id(request: Request) -> str:
+async def request_id(request: Request) -> str:
     """The id of this request (set by the middleware)."""
     rid: str = request.state.request_id
     return rid
 
 
-def principal(request: Request, store: Annotated[Store, Depends(get_store)]) -> Principal:
-    """Authenticate ``Authorization: Bearer <token>``."""
+async def principal(request: Request, store: Annotated[Store, Depends(get_store)]) -> Principal:
+    """Authenticate ``Authorization: Bearer <token>`` (cached principals first)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(
             "missing bearer token; log in with `govcloud login --url URL --token TOKEN`"
         )
-    who = store.users.authenticate(token.strip())
+    token = token.strip()
+    who = store.users.cached(token)
+    if who is None:
+        who = await run_in_threadpool(store.users.authenticate, token)
     request.state.principal = who
     return who
 
 
-def user(who: Annotated[Principal, Depends(principal)]) -> Principal:
+async def user(who: Annotated[Principal, Depends(principal)]) -> Principal:
     """A person (not a host agent)."""
     if who.is_agent:
         raise Forbidden("host agents may only use the /v1/agent endpoints")
     return who
+
+
+#: Organisation paths remembered per app (a bound, far above the number of organisations).
+MAX_ORG_PATHS = 20_000
+
+
+def org_path(request: Request, store: Store, code: str) -> str:
+    """The materialised path of organisation ``code`` (NotFound if there is none).
+
+    Organisations are never moved, renamed or deleted, so each app remembers a path once
+    it has read it (unknown codes are not remembered: they always reach the database).
+    """
+    paths: dict[str, str] = request.app.state.org_paths
+    path = paths.get(code)
+    if path is None:
+        path = store.orgs.get(code).path
+        if len(paths) < MAX_ORG_PATHS:
+            paths[code] = path
+    return path
 
 
 def audit_target(request: Request, kind: str, ident: str, org: str | None = None) -> None:

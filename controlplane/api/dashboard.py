@@ -7,8 +7,7 @@ appear only for those who may read infrastructure (platform admins and root audi
 pending requests are limited to the user's subtree; SLA attainment and the month's
 host-failure incidents follow the rules of ``GET /v1/sla/report`` (every ministry for
 root-scoped admins and auditors, their own ministry for ministry admins and auditors, a
-note for everyone else) and are computed by the same pure
-:func:`controlplane.sla.report.build_report`.
+note for everyone else): both use :mod:`controlplane.api.sla_report`.
 """
 
 from __future__ import annotations
@@ -19,15 +18,14 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from controlplane.domain.auth import Principal, Role, require_infra_reader
+from controlplane.api.sla_report import sla_report, sla_scope
+from controlplane.domain.auth import Principal, require_infra_reader
 from controlplane.domain.errors import Forbidden, GovcloudError
 from controlplane.domain.host import Host, HostState
 from controlplane.domain.instance import InstanceState
-from controlplane.domain.metering import Month, metered_until
-from controlplane.domain.org import OrgKind
+from controlplane.domain.metering import Month
 from controlplane.domain.resources import DIMENSIONS, UNITS, Resources
 from controlplane.schemas.sla import MinistrySla
-from controlplane.sla.report import ReportInput, build_report
 from controlplane.sla.targets import SlaTargets
 from controlplane.store import Store
 
@@ -41,8 +39,6 @@ NAMES_SHOWN = 5
 _SEVERITY = {HostState.DOWN: 0, HostState.SUSPECT: 1}
 #: Longer ``?month=`` values are refused without being echoed whole.
 MONTH_TEXT_MAX = 16
-#: Roles that read SLA figures (as for ``GET /v1/sla/report``).
-SLA_READERS = (Role.PLATFORM_ADMIN, Role.MINISTRY_ADMIN, Role.AUDITOR)
 
 
 def duration_text(value: timedelta) -> str:
@@ -197,26 +193,6 @@ def _capacity(hosts: list[Host]) -> list[DataCentreCapacity]:
     return result
 
 
-def _sla_scope(store: Store, who: Principal) -> list[tuple[str, str]] | str:
-    """The ministries (code, name) whose SLA ``who`` may read, or why none."""
-    if who.is_agent or who.role not in SLA_READERS:
-        return (
-            f"SLA figures are shown to ministry admins, auditors and platform admins; "
-            f"{who.role.value} {who.name!r} can ask their ministry admin for the report."
-        )
-    parts = who.org_path.split("/")
-    if len(parts) == 1:
-        orgs = store.orgs.list(who.org_path)
-        return [(o.code, o.name) for o in orgs if o.kind is OrgKind.MINISTRY]
-    if len(parts) == 2:
-        own = store.orgs.get(parts[1])
-        return [(own.code, own.name)]
-    return (
-        f"SLA is reported per ministry; {who.name!r} is scoped to {who.org_path!r}, "
-        "below a ministry. Ask the ministry's admin for its report."
-    )
-
-
 def _sla(
     store: Store,
     who: Principal,
@@ -241,37 +217,24 @@ def _sla(
             error=f"{exc}. Pick a month with the selector, or give ?month=YYYY-MM.",
         )
     view = SlaView(month=str(month), previous_month=_previous(month), next_month=_next(month))
-    scope = _sla_scope(store, who)
-    if isinstance(scope, str):
-        view.note = scope
+    try:
+        scope = sla_scope(store, who)
+    except Forbidden as exc:
+        view.note = exc.message + "."
         return view
     try:
         chosen = targets()
     except GovcloudError as exc:
         view.note = f"SLA targets cannot be read: {exc.message}"
         return view
-    hi = metered_until(month, now)
-    # A root user reads the whole tree, a ministry user their ministry: their own subtree.
-    histories = store.sla.histories(who.org_path, month.start, hi)
-    report = build_report(
-        ReportInput(
-            month=month,
-            now=now,
-            scope=scope[0][0] if "/" in who.org_path else "all",
-            ministries=[code for code, _ in scope],
-            histories=histories,
-            windows=store.maintenance.list(start=month.start, end=hi),
-            targets=chosen,
-            host_names=store.sla.host_names(),
-        )
-    )
+    report, histories = sla_report(store, scope, month, now, chosen)
     names = {h.instance_id: h.name for h in histories}
     recent = sorted(report.incidents, key=lambda i: (i.start, i.id), reverse=True)
     view.visible = True
     view.complete = report.complete
     view.started = now >= month.start
     view.as_of = report.as_of
-    view.ministry_names = dict(scope)
+    view.ministry_names = dict(scope.ministries)
     view.ministries = report.ministries
     view.incidents_total = len(recent)
     view.incidents = [

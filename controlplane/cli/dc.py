@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from controlplane.cli import fleet
+from controlplane.cli import consolidate, fleet
 from controlplane.cli.context import api
 from controlplane.cli.crud import add_read_commands
 from controlplane.cli.errors import CliProblem, validated
@@ -47,6 +47,8 @@ add_read_commands(
 
 CodeArg = Annotated[str, typer.Argument(metavar="CODE", help="short code, e.g. tpe-1")]
 app.command("evacuate")(fleet.evacuate)
+app.command("consolidate")(consolidate.consolidate)
+app.command("consolidations")(consolidate.history)
 
 
 @app.command("create")

@@ -91,9 +91,16 @@ def update(
         list[str] | None,
         typer.Option("--trait", help="replace the traits (repeat for several; '' clears)"),
     ] = None,
+    idle_watts: Annotated[
+        float | None, typer.Option("--idle-watts", help="draw when idle (W), for consolidation")
+    ] = None,
+    peak_watts: Annotated[
+        float | None, typer.Option("--peak-watts", help="draw at full CPU load (W)")
+    ] = None,
     output: OutputOpt = OutputFormat.TABLE,
 ) -> None:
-    """Change a host's state, allocation ratios or traits (platform-admins only)."""
+    """Change a host's state, allocation ratios, traits or power model (platform-admins
+    only)."""
     client = api(ctx)
     ratios = None
     if (cpu_ratio, ram_ratio, disk_ratio) != (None, None, None):
@@ -101,11 +108,19 @@ def update(
         changes = {"cpu": cpu_ratio, "ram": ram_ratio, "disk": disk_ratio}
         ratios = current.model_dump() | {k: v for k, v in changes.items() if v is not None}
     traits = None if trait is None else [t for t in trait if t]
-    if state is None and ratios is None and traits is None:
+    if (state, ratios, traits, idle_watts, peak_watts) == (None, None, None, None, None):
         raise CliProblem(
-            "nothing to change", hint="give --state, a --*-ratio or --trait (see --help)"
+            "nothing to change",
+            hint="give --state, a --*-ratio, --trait or --idle-watts/--peak-watts (see --help)",
         )
-    body = validated(HostUpdate, state=state, ratios=ratios, traits=traits)
+    body = validated(
+        HostUpdate,
+        state=state,
+        ratios=ratios,
+        traits=traits,
+        idle_watts=idle_watts,
+        peak_watts=peak_watts,
+    )
     emit_one(client.update_host(host, body), output)
 
 

@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from controlplane.cli import lab_run
 from controlplane.cli.context import api
 from controlplane.cli.errors import CliProblem, validated
+from controlplane.cli.lab_common import TrialArg, emit_detail
 from controlplane.cli.output import (
     Column,
     OutputFormat,
     OutputOpt,
-    dump,
     emit_list,
     emit_one,
     note,
     out_console,
-    plain,
     table,
 )
+from controlplane.client import GovcloudClient
 from controlplane.domain.lab import (
     CatalogEntry,
     Evidence,
@@ -61,7 +61,6 @@ evidence_app = typer.Typer(help="Evidence attached to a trial's stages.", no_arg
 app.add_typer(vendor_app, name="vendor")
 app.add_typer(evidence_app, name="evidence")
 
-TrialArg = Annotated[str, typer.Argument(metavar="TRIAL", help="trial id, e.g. cht-dictionary-poc")]
 NEXT_STEP: dict[TrialState, str] = {
     TrialState.REQUESTED: "a lab operator approves it: `govcloud lab approve {id}`",
     TrialState.APPROVED: "the environment is being activated",
@@ -224,11 +223,7 @@ SERVER_COLUMNS: list[Column[TrialInstance]] = [
 def show(ctx: typer.Context, trial_id: TrialArg, output: OutputOpt = OutputFormat.TABLE) -> None:
     """A trial: state, stage, members and observers, history (warnings included),
     evidence, sign-offs, servers and usage."""
-    detail = api(ctx).get_trial(trial_id)
-    if output is not OutputFormat.TABLE:
-        dump(plain(detail), output)
-        return
-    _print_detail(detail)
+    emit_detail(api(ctx).get_trial(trial_id), output, _print_detail)
 
 
 def _print_detail(detail: TrialDetail) -> None:
@@ -254,6 +249,20 @@ def _print_detail(detail: TrialDetail) -> None:
         note(f"Next: {step}.")
 
 
+def _pending(client: GovcloudClient, trial_id: str, verb: str) -> Literal["request", "extension"]:
+    """What on the trial awaits a lab operator's decision: the trial request itself, or
+    else its pending extension; a CliProblem when nothing does."""
+    trial = client.get_trial(trial_id).trial
+    if trial.state is TrialState.REQUESTED:
+        return "request"
+    if trial.pending_extension is not None:
+        return "extension"
+    raise CliProblem(
+        f"nothing to {verb} on trial {trial_id} (it is {trial.state.value}, no extension pending)",
+        hint=f"see it with `govcloud lab show {trial_id}`",
+    )
+
+
 @app.command("approve")
 def approve(
     ctx: typer.Context,
@@ -264,25 +273,18 @@ def approve(
     """Approve what is pending on TRIAL (lab operators): the trial request, or else its
     pending extension."""
     client = api(ctx)
-    trial = client.get_trial(trial_id).trial
     body = validated(Decision, comment=comment)
-    if trial.state is TrialState.REQUESTED:
+    if _pending(client, trial_id, "approve") == "request":
         approved = client.trial_action(trial_id, "approve", body)
         note(f"Approved {approved.id}: project {approved.project_path} has the trial quota.")
         emit_one(approved, output)
-    elif trial.pending_extension is not None:
+    else:
         decided = client.decide_extension(trial_id, True, body)
         note(
             f"Extended {trial_id} by {_fmt_hours(decided.extension.hours)}; it now ends "
             f"{decided.trial.ends_at:%Y-%m-%d %H:%M} UTC."
         )
         emit_one(decided.trial, output)
-    else:
-        raise CliProblem(
-            f"nothing to approve on trial {trial_id} (it is {trial.state.value}, no extension "
-            "pending)",
-            hint=f"see it with `govcloud lab show {trial_id}`",
-        )
 
 
 @app.command("reject")
@@ -294,17 +296,11 @@ def reject(
 ) -> None:
     """Reject what is pending on TRIAL (lab operators): the request, or its extension."""
     client = api(ctx)
-    trial = client.get_trial(trial_id).trial
     body = validated(Decision, comment=reason)
-    if trial.state is TrialState.REQUESTED:
+    if _pending(client, trial_id, "reject") == "request":
         emit_one(client.trial_action(trial_id, "reject", body), output)
-    elif trial.pending_extension is not None:
-        emit_one(client.decide_extension(trial_id, False, body).trial, output)
     else:
-        raise CliProblem(
-            f"nothing to reject on trial {trial_id} (it is {trial.state.value})",
-            hint=f"see it with `govcloud lab show {trial_id}`",
-        )
+        emit_one(client.decide_extension(trial_id, False, body).trial, output)
 
 
 @app.command("cancel")
@@ -502,11 +498,11 @@ def catalog(
         empty = "No certified offerings yet."
         emit_list(client.lab_catalog(vendor), CATALOG_COLUMNS, output, empty=empty)
         return
-    entry = client.lab_catalog_entry(trial_id)
-    if output is not OutputFormat.TABLE:
-        dump(plain(entry), output)
-        return
-    emit_one(entry.model_copy(update={"evidence": [], "signoffs": []}), output)
+    emit_detail(client.lab_catalog_entry(trial_id), output, _print_entry)
+
+
+def _print_entry(entry: CatalogEntry) -> None:
+    emit_one(entry.model_copy(update={"evidence": [], "signoffs": []}), OutputFormat.TABLE)
     out_console().print(table(entry.evidence, EVIDENCE_COLUMNS, title="Evidence"))
 
 

@@ -17,17 +17,16 @@ from typing import Annotated
 import typer
 
 from controlplane.cli.context import api, cli_env
-from controlplane.cli.errors import CliProblem, ExitCode, validated
+from controlplane.cli.errors import ExitCode, validated
+from controlplane.cli.lab_common import TrialArg, emit_detail, problem
 from controlplane.cli.output import (
     Column,
     OutputFormat,
     OutputOpt,
-    dump,
     emit_list,
     emit_one,
     note,
     out_console,
-    plain,
     table,
 )
 from controlplane.cli.plan import (
@@ -39,7 +38,6 @@ from controlplane.cli.plan import (
     targets_from,
 )
 from controlplane.client import GovcloudClient
-from controlplane.domain.errors import GovcloudError
 from controlplane.lab.measure import GroupUsage, Stat
 from controlplane.lab.runs import LabRun, SeriesPoint
 from controlplane.lab.scenario import Scenario
@@ -48,7 +46,6 @@ from controlplane.planner.sizing import Basis, Redundancy, SizingTargets, size
 from controlplane.planner.yamlfile import load_model
 from controlplane.schemas.lab import Promote, RunCancel
 
-TrialArg = Annotated[str, typer.Argument(metavar="TRIAL", help="trial id, e.g. cht-dictionary-poc")]
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="run id (from `govcloud lab runs`)")]
 
 
@@ -89,12 +86,8 @@ SERIES_COLUMNS: list[Column[SeriesPoint]] = [
 def load_scenario(path: Path) -> Scenario:
     """The scenario file, validated; errors name file, line and field."""
     text = read_input(path, "scenario file", "scenario.yaml")
-    try:
+    with problem("fix the file; docs/lab.md (Scenario runs) has an example", PlanInputError):
         return load_model(text, str(path), Scenario, expected="a scenario (name, groups, ...)")
-    except PlanInputError as exc:
-        raise CliProblem(
-            exc.message, hint="fix the file; docs/lab.md (Scenario runs) has an example"
-        ) from exc
 
 
 def _line(run: LabRun) -> str:
@@ -164,10 +157,7 @@ def run_command(
             cancel_on_interrupt=True,
             sleep=cli_env(ctx).sleep,
         )
-    if output is not OutputFormat.TABLE:
-        dump(plain(run), output)
-    else:
-        _print_run(run)
+    emit_detail(run, output, _print_run)
     if run.state.value in ("failed", "cancelled"):
         raise typer.Exit(ExitCode.API_ERROR)
 
@@ -191,11 +181,7 @@ def run_show_command(
     if series:
         emit_list(client.lab_run_series(run_id, group), SERIES_COLUMNS, output, empty="No samples.")
         return
-    run = client.lab_run(run_id)
-    if output is not OutputFormat.TABLE:
-        dump(plain(run), output)
-    else:
-        _print_run(run)
+    emit_detail(client.lab_run(run_id), output, _print_run)
 
 
 def run_cancel_command(
@@ -245,7 +231,8 @@ def size_command(
     candidate model and data centre, utilisation, power, price; the cheapest that fits."""
     catalog = host_models_from(host_models)
     dcs = targets_from(targets)
-    try:
+    hint = "--growth > 0, 0 <= --headroom < 1, --years 1..20"
+    with problem(hint, ValueError, prefix="invalid option: "):
         goals = SizingTargets(
             growth=growth,
             headroom=headroom,
@@ -254,15 +241,9 @@ def size_command(
             years=years,
             energy_price_per_kwh=energy_price,
         )
-    except ValueError as exc:
-        raise CliProblem(
-            f"invalid option: {exc}", hint="--growth > 0, 0 <= --headroom < 1, --years 1..20"
-        ) from exc
     measured = api(ctx).lab_measurements(trial_id)
-    try:
+    with problem("fix the host models or the targets file"):
         result = size(measured, catalog, goals, dcs)
-    except GovcloudError as exc:
-        raise CliProblem(exc.message, hint="fix the host models or the targets file") from exc
     emit_sizing(result, output)
 
 

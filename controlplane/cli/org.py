@@ -8,11 +8,12 @@ import typer
 
 from controlplane.cli.context import api
 from controlplane.cli.crud import add_read_commands
-from controlplane.cli.errors import validated
+from controlplane.cli.errors import CliProblem, validated
 from controlplane.cli.output import Column, OutputFormat, OutputOpt, emit_one, note
 from controlplane.client import GovcloudClient
+from controlplane.domain.evacuation import EvacuationOverride
 from controlplane.domain.org import Organisation
-from controlplane.schemas.org import OrgCreate
+from controlplane.schemas.org import OrgCreate, OrgUpdate
 
 app = typer.Typer(help="Organisations: ministries, agencies and projects.", no_args_is_help=True)
 
@@ -58,3 +59,29 @@ def create(
     created = api(ctx).create_org(validated(OrgCreate, code=code, name=name, parent=parent))
     note(f"Created {created.kind.value} {created.code} ({created.path}).")
     emit_one(created, output)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="the ministry's code, e.g. moe")],
+    evacuation: Annotated[
+        EvacuationOverride | None,
+        typer.Option(
+            "--evacuation",
+            help=(
+                "what happens to the ministry's instances on a host that goes down, in every "
+                "data centre: none, restart-elsewhere, or inherit the data centre's policy"
+            ),
+        ),
+    ] = None,
+    output: OutputOpt = OutputFormat.TABLE,
+) -> None:
+    """Change a ministry's settings (platform-admins only)."""
+    if evacuation is None:
+        raise CliProblem(
+            "nothing to change", hint="give --evacuation none|restart-elsewhere|inherit"
+        )
+    changed = api(ctx).update_org(code, validated(OrgUpdate, evacuation_policy=evacuation))
+    note(f"Updated {changed.code}: evacuation policy {changed.evacuation_policy.value}.")
+    emit_one(changed, output)

@@ -32,6 +32,7 @@ CLI_LIST: dict[str, str] = {
     "drain": "host drains",
     "extension": "lab show TRIAL",
     "migration": "server show SERVER",
+    "consolidation": "dc consolidations",
 }
 
 

@@ -71,6 +71,11 @@ class Host(BaseModel):
     generation: int = 0
     last_heartbeat: datetime | None = None
     agent_version: str = ""
+    #: Power model for consolidation (W); None: the default of domain/consolidation.py.
+    idle_watts: float | None = None
+    peak_watts: float | None = None
+    #: Why a loop put the host in its state (e.g. "powered down for consolidation ...").
+    state_note: str | None = None
 
     @property
     def usable(self) -> Resources:

@@ -5,8 +5,13 @@ SUSPECT after 8 s, DOWN after 12 s, the liveness loop sweeping every second) a d
 is DOWN at most ~13 s after its last heartbeat: inside the 15 s the programme asks for
 (Nova's ``service_down_time`` is 60 s). SUSPECT is a warning only: the host takes no new
 placements but its instances keep their state. DOWN makes its instances UNKNOWN, which
-the SLA counts as downtime. Only hosts the operator left ACTIVE are watched: a host in
-MAINTENANCE or DISABLED is expected to go quiet.
+the SLA counts as downtime. Only hosts the operator left ACTIVE (or DRAINING) are
+watched: a host in MAINTENANCE or DISABLED is expected to go quiet.
+
+A host keeps its administrative state through an outage: the state it had when it first
+went SUSPECT or DOWN is remembered (:func:`remembered`) and its next heartbeat returns it
+there (:func:`returns_to`), so a DRAINING host comes back DRAINING (its drain carries on)
+and never silently takes placements again.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from controlplane.domain.host import HostState
+from controlplane.domain.host import LIVENESS_STATES, HostState
 
 #: States in which missing heartbeats are noticed.
 WATCHED: frozenset[HostState] = frozenset({HostState.ACTIVE, HostState.SUSPECT, HostState.DRAINING})
@@ -58,3 +63,17 @@ def assess(
     if last_heartbeat < suspect_before and state is HostState.ACTIVE:
         return HostState.SUSPECT
     return None
+
+
+def remembered(state: HostState, recorded: HostState | None) -> HostState | None:
+    """What to remember when the liveness loop moves a host out of ``state``: the state
+    itself while it is administrative, else what was already recorded."""
+    return recorded if state in LIVENESS_STATES else state
+
+
+def returns_to(recorded: HostState | None) -> HostState:
+    """Where a SUSPECT/DOWN host goes on its next heartbeat (ACTIVE if nothing was
+    recorded, e.g. rows from before the state was remembered)."""
+    if recorded is None or recorded in LIVENESS_STATES:
+        return HostState.ACTIVE
+    return recorded

@@ -35,20 +35,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 from fractions import Fraction
-from typing import Annotated, Any
+from typing import Annotated
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidationError,
 )
-from yaml.nodes import MappingNode, Node, SequenceNode
 
-from controlplane.domain.errors import InvalidRequest
+from controlplane.domain.fileproblems import FileProblem, InvalidFile
+from controlplane.domain.yamlnodes import load_yaml_model
 
 #: Decimal places of reported quantities (hours, GiB-hours, GiB-months).
 QUANTITY_PLACES = 6
@@ -409,131 +407,30 @@ class PriceTable(BaseModel):
         return value
 
 
-@dataclass(frozen=True, slots=True)
-class PriceProblem:
-    """One thing wrong with a price table file, at ``file:line`` (1-based), in ``field``."""
-
-    file: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        field = f" field '{self.field}':" if self.field else ""
-        return f"{self.file}:{self.line}:{field} {self.message}"
+#: One thing wrong with a price table file, at ``file:line`` (1-based), in ``field``.
+PriceProblem = FileProblem
 
 
-class PriceTableError(InvalidRequest):
+class PriceTableError(InvalidFile):
     """A price table file is invalid; ``problems`` lists every problem, in file order."""
 
-    def __init__(self, filename: str, problems: Iterable[PriceProblem]) -> None:
-        self.problems = tuple(sorted(problems, key=lambda p: (p.line, p.field)))
-        text = "\n".join(str(p) for p in self.problems)
-        super().__init__(
-            f"price table {filename} is invalid:\n{text}",
-            code="prices.invalid",
-            problems=[
-                {"file": p.file, "line": p.line, "field": p.field, "message": p.message}
-                for p in self.problems
-            ],
-        )
-
-
-def _node_at(root: Node, loc: Sequence[int | str]) -> Node:
-    """The YAML node at ``loc``, or the deepest one on the way there."""
-    node = root
-    for part in loc:
-        if isinstance(node, MappingNode):
-            values = [v for k, v in node.value if getattr(k, "value", None) == part]
-            if not values:
-                return node
-            node = values[-1]
-        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            return node
-    return node
-
-
-def _key_line(root: Node, field: str) -> int | None:
-    if isinstance(root, MappingNode):
-        for key, _ in root.value:
-            if getattr(key, "value", None) == field:
-                return int(key.start_mark.line) + 1
-    return None
-
-
-def _duplicate_keys(root: Node, filename: str) -> list[PriceProblem]:
-    """Keys given twice (YAML would silently keep the last one: a price typo could hide)."""
-    seen: dict[object, int] = {}
-    problems = []
-    if isinstance(root, MappingNode):
-        for key, _ in root.value:
-            line = int(key.start_mark.line) + 1
-            name = getattr(key, "value", None)
-            if name in seen:
-                problems.append(
-                    PriceProblem(
-                        filename,
-                        line,
-                        str(name),
-                        f"duplicate key (first given on line {seen[name]})",
-                    )
-                )
-            else:
-                seen[name] = line
-    return problems
+    def __init__(self, filename: str, problems: Iterable[FileProblem]) -> None:
+        super().__init__(filename, problems, title=f"price table {filename}", code="prices.invalid")
 
 
 def load_price_table(text: str, filename: str) -> PriceTable:
     """Parse a price table from YAML ``text``; every problem names ``filename``, the line
     and the field (all of them at once), as :class:`PriceTableError`."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = int(mark.line) + 1 if mark is not None else 1
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise PriceTableError(
-            filename, [PriceProblem(filename, line, "", f"not valid YAML: {reason}")]
-        ) from exc
-    if root is None or not isinstance(data, dict):
-        line = int(root.start_mark.line) + 1 if root is not None else 1
-        got = "an empty file" if root is None else f"{type(data).__name__} {data!r}"[:80]
-        raise PriceTableError(
-            filename,
-            [
-                PriceProblem(
-                    filename,
-                    line,
-                    "",
-                    "expected a mapping with currency, instance_hour, vcpu_hour, "
-                    f"ram_gib_hour and disk_gib_month; got {got}",
-                )
-            ],
-        )
-    problems = _duplicate_keys(root, filename)
-    try:
-        table = PriceTable.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            loc = tuple(err.get("loc", ()))
-            field = ".".join(str(p) for p in loc)
-            line = int(_node_at(root, loc).start_mark.line) + 1
-            if err.get("type") == "extra_forbidden" and loc:
-                line = _key_line(root, str(loc[0])) or line
-            message = err.get("msg", "invalid")
-            if err.get("type") == "extra_forbidden":
-                allowed = ", ".join(PriceTable.model_fields)
-                message = f"unknown field (allowed: {allowed})"
-            elif err.get("type") != "missing":
-                message = f"{message} (got {err.get('input')!r})"
-            problems.append(PriceProblem(filename, line, field, message))
-        raise PriceTableError(filename, problems) from exc
-    if problems:
-        raise PriceTableError(filename, problems)
-    return table
+    return load_yaml_model(
+        text,
+        filename,
+        PriceTable,
+        expected="a mapping with currency, instance_hour, vcpu_hour, ram_gib_hour and "
+        "disk_gib_month",
+        error=PriceTableError,
+        unknown_field=f"unknown field (allowed: {', '.join(PriceTable.model_fields)})",
+        duplicate_note="first given on line",
+    )
 
 
 def fees(

@@ -6,6 +6,8 @@ so dangerous characters are refused at the edge with a message naming the rule.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
@@ -55,3 +57,11 @@ InstanceId = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
 ]
+
+
+def require_unique(names: Iterable[str], what: str) -> None:
+    """Raise ValueError naming every one of ``names`` given more than once, e.g.
+    ``group names must be unique; given twice: db, web`` (``what``: "group names")."""
+    twice = sorted(name for name, count in Counter(names).items() if count > 1)
+    if twice:
+        raise ValueError(f"{what} must be unique; given twice: {', '.join(twice)}")

@@ -78,12 +78,20 @@ def _is_ministry_admin(who: Principal, ref: TrialRef) -> bool:
     return who.role is Role.MINISTRY_ADMIN and within(ref.ministry_path, who.org_path)
 
 
+def _takes_part(who: Principal, ref: TrialRef, root: str) -> bool:
+    """The vendor's people, the ministry's admins, lab operators and platform-admins."""
+    return (
+        is_vendor_of(who, ref)
+        or _is_ministry_admin(who, ref)
+        or is_lab_operator(who, root)
+        or who.role is Role.PLATFORM_ADMIN
+    )
+
+
 def require_requester(who: Principal, ref: TrialRef, root: str) -> None:
     """Who may ask for a trial of this vendor for this ministry."""
     _writer(who)
-    if is_vendor_of(who, ref) or _is_ministry_admin(who, ref) or is_lab_operator(who, root):
-        return
-    if who.role is Role.PLATFORM_ADMIN:
+    if _takes_part(who, ref, root):
         return
     raise Forbidden(
         f"{who.name!r} may not request trials for vendor {ref.vendor_path.rsplit('/', 1)[-1]!r} "
@@ -116,9 +124,7 @@ def require_lab_decider(who: Principal, ref: TrialRef | None, root: str, what: s
 def require_contributor(who: Principal, ref: TrialRef, root: str, what: str) -> None:
     """Cancel, ask for an extension, add evidence."""
     _writer(who)
-    if is_vendor_of(who, ref) or _is_ministry_admin(who, ref) or is_lab_operator(who, root):
-        return
-    if who.role is Role.PLATFORM_ADMIN:
+    if _takes_part(who, ref, root):
         return
     raise Forbidden(
         f"{who.role.value} {who.name!r} may not {what}; the vendor's people, the ministry's "

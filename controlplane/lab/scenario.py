@@ -30,7 +30,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.protocol.v1 import LoadProfile
-from controlplane.domain.names import Code, Name, Text
+from controlplane.domain.names import Code, Name, Text, require_unique
 from controlplane.domain.server_group import GroupPolicy
 
 #: Limits of one scenario (named in the errors).
@@ -71,10 +71,7 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
-        names = [g.name for g in self.groups]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"group names must be unique; given twice: {', '.join(twice)}")
+        require_unique((g.name for g in self.groups), "group names")
         return self
 
     @property

@@ -1,5 +1,6 @@
-"""Capacity planning, pure: hardware sizing from measured usage and consolidation of
-existing machine rooms into the consolidated data centres.
+"""Capacity planning, pure: hardware sizing from measured usage, consolidation of
+existing machine rooms into the consolidated data centres, and power-saving consolidation
+of a running data centre's hosts.
 
 Nothing here does I/O: the CLI (``govcloud plan``) and the Cloud Open Lab read files and
 pass their *text* in. Modules, by noun:
@@ -14,4 +15,5 @@ pass their *text* in. Modules, by noun:
 - :mod:`~controlplane.planner.inventory` machine-room inventory (CSV) of existing workloads
 - :mod:`~controlplane.planner.generator` a realistic, seeded inventory generator
 - :mod:`~controlplane.planner.consolidate` rooms -> data centres -> hosts, power, waves
+- :mod:`~controlplane.planner.powerdown`   empty lightly loaded hosts of a live data centre
 """

@@ -14,7 +14,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controlplane.domain.host import DEFAULT_RESERVED, AllocationRatios, usable
-from controlplane.domain.names import Name, Text
+from controlplane.domain.names import Name, Text, require_unique
 from controlplane.domain.resources import Resources
 from controlplane.planner.yamlfile import load_model
 
@@ -83,10 +83,7 @@ class HostModelCatalog(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
-        names = [m.name for m in self.models]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"model names must be unique; given twice: {', '.join(twice)}")
+        require_unique((m.name for m in self.models), "model names")
         return self
 
     def get(self, name: str) -> HostModel:

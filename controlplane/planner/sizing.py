@@ -35,7 +35,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controlplane.domain.errors import InvalidRequest
-from controlplane.domain.names import Code, Name, Text
+from controlplane.domain.names import Code, Name, Text, require_unique
 from controlplane.planner.hostmodel import HostModel, HostModelCatalog
 from controlplane.planner.packing import Vector, fits, pack
 from controlplane.planner.target import TargetDataCentre
@@ -140,10 +140,7 @@ class Measurements(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
-        names = [g.name for g in self.groups]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"group names must be unique; given twice: {', '.join(twice)}")
+        require_unique((g.name for g in self.groups), "group names")
         return self
 
 

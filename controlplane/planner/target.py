@@ -12,7 +12,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from controlplane.domain.names import Code, Text
+from controlplane.domain.names import Code, Text, require_unique
 from controlplane.planner.hostmodel import HostModel
 from controlplane.planner.yamlfile import load_model
 
@@ -44,10 +44,7 @@ class TargetFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
-        codes = [dc.code for dc in self.datacentres]
-        twice = sorted({c for c in codes if codes.count(c) > 1})
-        if twice:
-            raise ValueError(f"data centre codes must be unique; given twice: {', '.join(twice)}")
+        require_unique((dc.code for dc in self.datacentres), "data centre codes")
         return self
 
 

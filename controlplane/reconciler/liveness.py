@@ -80,7 +80,8 @@ def build(settings: Settings, store: Store, on_requeue: Callable[[], None]) -> L
     except ValidationError as err:
         raise ValueError(
             "inconsistent GOVCLOUD_HOST_SUSPECT_AFTER_S / GOVCLOUD_HOST_DOWN_AFTER_S / "
-            f"GOVCLOUD_HOST_FENCE_AFTER_S: {err.errors()[0]['msg']}"
+            "GOVCLOUD_HOST_FENCE_AFTER_S / GOVCLOUD_EVACUATION_MARGIN_S: "
+            f"{err.errors()[0]['msg']}"
         ) from None
     return LivenessLoop(
         LivenessRepo(store.db, store.clock, policy),

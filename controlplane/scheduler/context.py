@@ -3,14 +3,20 @@ this decision has already placed (claims and group members per host).
 
 Checks and scores read a host (immutable snapshot) together with this context, so placing
 ``count`` instances on one snapshot sees the room and the group members taken by the
-earlier instances of the same decision.
+earlier instances of the same decision. The per-host methods (``free``, ``in_use``,
+``copies``) are the readable definitions; the ``*_columns`` methods give the same values
+for a whole :class:`~controlplane.scheduler.fleet.Fleet` as numpy arrays.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from controlplane.domain.server_group import GroupPolicy
+from controlplane.scheduler.fleet import Bools, Fleet, Ints, Positions
+from controlplane.scheduler.fleet import at as columns_at
 from controlplane.scheduler.view import HostView, PlacementRequest
 
 
@@ -87,3 +93,50 @@ class Context:
         if self.group_policy is not None:
             self.members[host.id] = self.members.get(host.id, 0) + 1
             self.total_members += 1
+
+    # -- the same, for a whole fleet at once ----------------------------------------------
+
+    def demand(self) -> Ints:
+        """The demand per instance as a ``(3, 1)`` column (broadcasts over a fleet)."""
+        return np.array([[self.vcpus], [self.ram_mib], [self.disk_gib]], np.int64)
+
+    def used_columns(self, fleet: Fleet) -> Ints:
+        """``(3, N)``: each host's snapshot claims plus this decision's (no copy when this
+        decision has claimed nothing)."""
+        if not self.claimed:
+            return fleet.used
+        used = fleet.used.copy()
+        for host_id, claim in self.claimed.items():
+            position = fleet.position(host_id)
+            if position is not None:
+                used[:, position] += claim
+        return used
+
+    def claimed_columns(self, fleet: Fleet) -> Bools:
+        """Whether this decision has claimed on each host."""
+        claimed = np.zeros(len(fleet), np.bool_)
+        for host_id in self.claimed:
+            position = fleet.position(host_id)
+            if position is not None:
+                claimed[position] = True
+        return claimed
+
+    def member_columns(self, fleet: Fleet) -> Ints:
+        """Group members on each host (snapshot and this decision)."""
+        members = np.zeros(len(fleet), np.int64)
+        for host_id, n in self.members.items():
+            position = fleet.position(host_id)
+            if position is not None:
+                members[position] = n
+        return members
+
+    def copies_columns(self, fleet: Fleet, at: Positions) -> Ints:
+        """:meth:`copies` of the hosts at positions ``at``."""
+        free = columns_at(fleet.usable, at) - columns_at(self.used_columns(fleet), at)
+        fits = np.full(len(at), 1 << 30, np.int64)
+        for row, need in enumerate((self.vcpus, self.ram_mib, self.disk_gib)):
+            if need > 0:
+                np.minimum(fits, free[row] // need, out=fits)
+        if self.group_cap is not None:
+            np.minimum(fits, self.group_cap - self.member_columns(fleet)[at], out=fits)
+        return np.maximum(fits, 0)

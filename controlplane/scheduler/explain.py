@@ -2,18 +2,22 @@
 
 Whatever the fleet size, an explanation holds counts per check, per short dimension, and
 at most ``EXAMPLES_PER_CHECK`` example hosts per check (the first by name, so the
-explanation does not depend on the order hosts were read in).
+explanation does not depend on the order hosts were read in). A check's rejections are
+recorded all at once from its mask: counts and dimension tallies are array sums, and only
+the example hosts have their reason formatted.
 """
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from controlplane.domain.instance import EXAMPLES_PER_CHECK, HostRejection, PlacementExplanation
-from controlplane.scheduler.checks import Check, short_dimensions
+from controlplane.domain.resources import DIMENSIONS
+from controlplane.scheduler.checks import Check, capacity, short_columns
 from controlplane.scheduler.context import Context
-from controlplane.scheduler.view import HostView
+from controlplane.scheduler.fleet import Bools, Fleet
 
 
 @dataclass(slots=True)
@@ -28,22 +32,24 @@ class Tally:
     capacity_short: dict[str, int] = field(default_factory=dict)
     fits_when_free: int = 0
 
-    def reject(self, check: Check, host: HostView, ctx: Context) -> None:
-        """Count ``host`` as rejected by ``check``; keep it as an example if among the first."""
-        self.rejected[check.name] = self.rejected.get(check.name, 0) + 1
-        kept = self.examples.setdefault(check.name, [])
-        if len(kept) < EXAMPLES_PER_CHECK or host.name < kept[-1][0]:
-            bisect.insort(kept, (host.name, check.reason(host, ctx)))
-            del kept[EXAMPLES_PER_CHECK:]
-        if check.name == "capacity":
-            for dim in short_dimensions(host, ctx):
-                self.capacity_short[dim] = self.capacity_short.get(dim, 0) + 1
-            if (
-                ctx.vcpus <= host.usable_vcpus
-                and ctx.ram_mib <= host.usable_ram_mib
-                and ctx.disk_gib <= host.usable_disk_gib
-            ):
-                self.fits_when_free += 1
+    def record(self, check: Check, fleet: Fleet, rejected: Bools, ctx: Context) -> None:
+        """Count the hosts where ``rejected`` is set as rejected by ``check`` (which must not
+        have recorded before in this tally) and keep the first by name as examples."""
+        positions = np.flatnonzero(rejected)
+        if not len(positions):
+            return
+        self.rejected[check.name] = len(positions)
+        first = fleet.first_by_name(positions, EXAMPLES_PER_CHECK).tolist()
+        self.examples[check.name] = [
+            (host.name, check.reason(host, ctx)) for host in map(fleet.host, first)
+        ]
+        if check is capacity:
+            short = np.take(short_columns(fleet, ctx), positions, axis=1)
+            for dim, n in zip(DIMENSIONS, np.count_nonzero(short, axis=1).tolist(), strict=True):
+                if n:
+                    self.capacity_short[dim] = n
+            fits = (np.take(fleet.usable, positions, axis=1) >= ctx.demand()).all(axis=0)
+            self.fits_when_free = int(np.count_nonzero(fits))
 
     def example_list(self) -> list[HostRejection]:
         """Every kept example, ordered by host name."""

@@ -1,30 +1,37 @@
 """Choose hosts for a request (``count`` instances) on one snapshot, or explain why not.
 
-1. One pass runs the checks (cheapest first) over every host, counting rejections.
-2. The feasible hosts are ranked (see :mod:`controlplane.scheduler.scores`) in a heap.
-3. Instances are placed one by one: pop the best host, re-check it against what this
-   decision already placed there, claim it in the decision's context, and push it back
-   with its new rank. Only the chosen host's rank can change, so the heap stays valid.
+1. The checks run (cheapest first) over the whole :class:`~controlplane.scheduler.fleet.Fleet`
+   as boolean masks; each host is counted by the first check that rejects it.
+2. Every feasible host is ranked at once with the vectorised keys
+   (:mod:`controlplane.scheduler.scores`) into a :class:`~controlplane.scheduler.ranking.Ranking`.
+3. Instances are placed one by one: take the best candidate, claim it in the decision's
+   context, and give it its new rank (:func:`~controlplane.scheduler.scores.rank`), or drop
+   it once a dynamic check (capacity, group rule) rejects it. Only the claimed host's
+   values change; should another candidate become unplaceable (hard affinity after the
+   first member), the dynamic masks drop every such host at once.
 4. If fewer than ``count`` were placed, a second pass (with this decision's claims)
    explains why the rest found no host.
 
+The result is exactly the plan of the per-host definitions (``Check.rejects`` and
+``scores.rank`` over a heap); the property tests compare both on random fleets.
 Pure: no I/O, deterministic for a given snapshot, request and seed.
 """
 
 from __future__ import annotations
 
-import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from controlplane.domain.instance import PlacementExplanation
-from controlplane.scheduler.checks import CHECKS, capacity, server_group
+from controlplane.scheduler.checks import CHECKS, DYNAMIC
 from controlplane.scheduler.context import Context
 from controlplane.scheduler.explain import Tally, explanation
-from controlplane.scheduler.scores import rank, rank_all
+from controlplane.scheduler.fleet import Fleet, Positions
+from controlplane.scheduler.ranking import Ranking
+from controlplane.scheduler.scores import rank, rank_columns
 from controlplane.scheduler.view import HostView, PlacementRequest
-
-#: Checks whose outcome depends on what this decision already placed.
-DYNAMIC = (capacity, server_group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,47 +62,55 @@ class Plan:
         return len(self.placements) == self.requested
 
 
-def _pass(
-    view: tuple[HostView, ...] | list[HostView], ctx: Context
-) -> tuple[list[HostView], Tally]:
+def _pass(fleet: Fleet, ctx: Context) -> tuple[Positions, Tally]:
     """Run the applicable checks, one filter after the other (so each host is counted by
-    the first check it fails)."""
-    tally = Tally(evaluated=len(view))
-    feasible = list(view)
+    the first check it fails); the positions of the hosts that pass, and the tally."""
+    tally = Tally(evaluated=len(fleet))
+    passing = np.ones(len(fleet), np.bool_)
     for check in CHECKS:
-        if not check.applies(ctx):
-            continue
-        rejects, kept = check.rejects, []
-        for host in feasible:
-            if rejects(host, ctx):
-                tally.reject(check, host, ctx)
-            else:
-                kept.append(host)
-        feasible = kept
+        if check.applies(ctx):
+            rejected = check.mask(fleet, ctx) & passing
+            tally.record(check, fleet, rejected, ctx)
+            passing &= ~rejected
+    feasible = np.flatnonzero(passing)
     tally.feasible = len(feasible)
     return feasible, tally
 
 
-def select(
-    view: tuple[HostView, ...] | list[HostView], request: PlacementRequest, seed: int = 0
-) -> Plan:
+def _dynamic_rejects(host: HostView, ctx: Context) -> bool:
+    return any(check.applies(ctx) and check.rejects(host, ctx) for check in DYNAMIC)
+
+
+def select(view: Fleet | Sequence[HostView], request: PlacementRequest, seed: int = 0) -> Plan:
     """Place ``request.count`` instances on the snapshot ``view`` (see the module doc)."""
+    fleet = view if isinstance(view, Fleet) else Fleet.of(view)
     ctx = Context.of(request)
-    feasible, tally = _pass(view, ctx)
+    feasible, tally = _pass(fleet, ctx)
     count, policy = request.count, request.policy
-    heap = rank_all(feasible, ctx, policy, seed, count)
-    heapq.heapify(heap)
+    ranking = Ranking(
+        fleet,
+        feasible,
+        rank_columns(fleet, ctx, policy, count, feasible),
+        fleet.tiebreak(seed)[feasible],
+        depth=count,
+    )
     chosen: list[HostView] = []
-    while heap and len(chosen) < count:
-        _, i = heapq.heappop(heap)
-        host = feasible[i]
-        if any(check.applies(ctx) and check.rejects(host, ctx) for check in DYNAMIC):
-            continue  # full, or barred by the group, after this decision's own claims
+    while len(chosen) < count and (best := ranking.best()) is not None:
+        host = fleet.host(best)
+        if _dynamic_rejects(host, ctx):
+            # barred by this decision's own claims: so is every host the same masks reject
+            ranking.drop(best)
+            for check in DYNAMIC:
+                if check.applies(ctx):
+                    ranking.drop_where(check.mask(fleet, ctx))
+            continue
         ctx.claim(host)
         chosen.append(host)
         remaining = count - len(chosen)
-        if remaining and not any(c.applies(ctx) and c.rejects(host, ctx) for c in DYNAMIC):
-            heapq.heappush(heap, (rank(host, ctx, policy, seed, remaining), i))
+        if remaining and not _dynamic_rejects(host, ctx):
+            ranking.update(best, rank(host, ctx, policy, seed, remaining))
+        else:
+            ranking.drop(best)
     names = [h.name for h in chosen]
     group = request.group.name if request.group is not None else None
     if len(chosen) == count:
@@ -110,7 +125,7 @@ def select(
         outcome = "placed"
     else:
         if chosen:  # why the rest found nowhere, given what this decision placed
-            tally = _pass(view, ctx)[1]
+            tally = _pass(fleet, ctx)[1]
             tally.feasible = len(feasible)
         why = tally.summary(request.datacentre)
         message = why if not chosen else f"placed {len(chosen)} of {count}; then {why}"

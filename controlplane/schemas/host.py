@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
+from controlplane.domain.consolidation import MAX_WATTS
 from controlplane.domain.host import LIVENESS_STATES, AllocationRatios, HostState
 from controlplane.domain.names import Code, Trait
 from controlplane.domain.resources import Resources
@@ -36,6 +38,21 @@ class HostUpdate(Strict):
     ratios: AllocationRatios | None = None
     reserved: Resources | None = None
     traits: list[Trait] | None = None
+    #: Power model for consolidation (docs/fleet.md); peak must not be below idle.
+    idle_watts: float | None = Field(None, ge=0, le=MAX_WATTS)
+    peak_watts: float | None = Field(None, gt=0, le=MAX_WATTS)
+
+    @field_validator("peak_watts")
+    @classmethod
+    def _peak_not_below_idle(cls, peak: float | None, info: ValidationInfo) -> float | None:
+        idle = info.data.get("idle_watts")
+        if peak is not None and idle is not None and peak < idle:
+            raise PydanticCustomError(
+                "peak_below_idle",
+                "peak_watts ({value}) must be at least idle_watts ({min_peak})",
+                {"value": peak, "min_peak": idle},
+            )
+        return peak
 
     @field_validator("state")
     @classmethod

@@ -1,12 +1,99 @@
-"""The append-only audit log: rows are inserted, never updated or deleted."""
+"""The append-only audit log: rows are inserted, never updated or deleted.
+
+An event is normally appended in its own transaction once the call has been answered
+(:meth:`AuditRepo.append`). A hot mutating call may instead stage its event with
+:meth:`AuditRepo.within`: the event is then inserted by the same transaction that makes
+the change (the first one in that block that inserts rows of the named table), so the
+change and its audit record commit, or roll back, together, for one commit instead of two.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event, insert, select
+from sqlalchemy.orm import Session
 
 from controlplane.domain.audit import AuditEvent
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.tables import AuditEventRow
+
+
+@dataclass
+class StagedAudit:
+    """An audit event to insert in the transaction that creates rows of ``table``.
+
+    ``build`` receives the primary keys of those rows and returns the event. Once that
+    transaction has committed, ``committed`` holds the event as written.
+    """
+
+    table: str
+    build: Callable[[list[str]], AuditEvent]
+    ids: list[str] = field(default_factory=list)
+    collecting: Session | None = None
+    staged_in: Session | None = None
+    staged: AuditEvent | None = None
+    committed: AuditEvent | None = None
+
+
+_STAGED: ContextVar[StagedAudit | None] = ContextVar("govcloud_staged_audit", default=None)
+
+
+def _row(event_: AuditEvent) -> dict[str, Any]:
+    return event_.model_dump(exclude={"id"})
+
+
+def _install(db: Database) -> None:
+    """Session listeners that write a staged event inside the changing transaction."""
+
+    def after_flush(session: Session, _context: Any) -> None:
+        staged = _STAGED.get()
+        if staged is None or staged.committed is not None:
+            return
+        if staged.collecting is not session:  # ids belong to one transaction's session
+            staged.collecting, staged.ids = session, []
+        staged.ids += _new_ids(session, staged.table)
+
+    def before_commit(session: Session) -> None:
+        staged = _STAGED.get()
+        if staged is None or staged.committed is not None or staged.staged_in is not None:
+            return
+        ids = staged.ids if staged.collecting is session else []
+        ids = ids + [i for i in _new_ids(session, staged.table) if i not in ids]
+        if not ids:
+            return  # a read-only or unrelated transaction of the same call
+        staged.staged = staged.build(ids)
+        staged.staged_in = session
+        session.execute(insert(AuditEventRow).values(**_row(staged.staged)))
+
+    def after_commit(session: Session) -> None:
+        staged = _STAGED.get()
+        if staged is not None and staged.staged_in is session:
+            staged.committed, staged.staged_in = staged.staged, None
+
+    def after_rollback(session: Session) -> None:
+        staged = _STAGED.get()
+        if staged is None or staged.committed is not None:
+            return
+        if staged.staged_in is session:
+            staged.staged_in, staged.staged = None, None
+        if staged.collecting is session:
+            staged.collecting, staged.ids = None, []
+
+    # The session factory is the Database's own: listeners stay per database, never global.
+    event.listen(db._sessions, "after_flush", after_flush)
+    event.listen(db._sessions, "before_commit", before_commit)
+    event.listen(db._sessions, "after_commit", after_commit)
+    event.listen(db._sessions, "after_rollback", after_rollback)
+
+
+def _new_ids(session: Session, table: str) -> list[str]:
+    """Primary keys of the rows of ``table`` pending insertion in ``session``."""
+    return [str(row.id) for row in session.new if getattr(row, "__tablename__", None) == table]
 
 
 class AuditRepo:
@@ -14,11 +101,22 @@ class AuditRepo:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        _install(db)
 
     def append(self, event: AuditEvent) -> None:
-        """Record one event (its ``id`` is assigned by the database)."""
+        """Record one event in its own transaction (its ``id`` is assigned by the database)."""
         with self.db.transaction() as session:
-            session.add(AuditEventRow(**event.model_dump(exclude={"id"})))
+            session.execute(insert(AuditEventRow).values(**_row(event)))
+
+    @contextmanager
+    def within(self, staged: StagedAudit) -> Iterator[StagedAudit]:
+        """Write ``staged``'s event in the first transaction of this block (in this
+        thread or context) that inserts rows of ``staged.table``."""
+        token = _STAGED.set(staged)
+        try:
+            yield staged
+        finally:
+            _STAGED.reset(token)
 
     def list(
         self,

@@ -1,11 +1,13 @@
 """Evacuation of DOWN hosts: their instances are handed back to the scheduler.
 
-:meth:`EvacuationRepo.evacuate_due` finds hosts that are DOWN, in a data centre whose
-policy is ``restart-elsewhere``, and silent for longer than the agents' fencing lease
-plus a margin (``domain/evacuation.py`` explains why that is safe). For each UNKNOWN
-instance on such a host, one transaction (instance row locked, host claim released in
+:meth:`EvacuationRepo.evacuate_due` finds hosts that are DOWN and silent for longer than
+the agents' fencing lease plus a margin (``domain/evacuation.py`` explains why that is
+safe). Each UNKNOWN instance on such a host is governed by its ministry's override, else
+by the host's data centre's policy (:func:`~controlplane.domain.evacuation.applied_policy`);
+under ``restart-elsewhere``, one transaction (instance row locked, host claim released in
 the usual lock order) turns it back to PENDING, off the host, with an ``evacuate``
-action that finishes when the instance runs again. The pending loop then re-places it
+action that finishes when the instance runs again and says which policy applied and where
+it came from. Under ``none`` the instance stays UNKNOWN. The pending loop then re-places it
 through the scheduler like any request (quotas are still charged to it: nothing
 changes there; server-group rules hold because the instance no longer counts on its old
 host). A DELETING instance on such a host is finished (DELETED, claims released): its
@@ -21,15 +23,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from controlplane.domain.evacuation import EvacuationPolicy, EvacuationTiming
+from controlplane.domain.evacuation import (
+    AppliedPolicy,
+    EvacuationPolicy,
+    EvacuationTiming,
+    applied_policy,
+    ministry_of,
+)
 from controlplane.domain.host import HostState
 from controlplane.domain.instance import InstanceState
 from controlplane.domain.resources import Resources
 from controlplane.store import quota
 from controlplane.store.db import Database
 from controlplane.store.placement import release
-from controlplane.store.tables import DataCentreRow, HostRow, InstanceActionRow, InstanceRow
+from controlplane.store.tables import (
+    DataCentreRow,
+    HostRow,
+    InstanceActionRow,
+    InstanceRow,
+    OrganisationRow,
+)
 
 log = logging.getLogger(__name__)
 S = InstanceState
@@ -41,6 +56,8 @@ class EvacuationReport:
 
     requeued: dict[str, list[str]] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
+    #: Instances left UNKNOWN on a due host because their policy is ``none``.
+    kept: list[str] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -63,12 +80,23 @@ class EvacuationRepo:
         self.timing = timing
 
     def lease_for(self, datacentre: str) -> float:
-        """The fencing lease an agent in ``datacentre`` gets with each heartbeat ack."""
-        with self.db.transaction() as session:
-            policy = session.scalar(
-                select(DataCentreRow.evacuation_policy).where(DataCentreRow.code == datacentre)
-            )
-        return self.timing.lease_for(EvacuationPolicy(policy or EvacuationPolicy.NONE))
+        """The fencing lease an agent in ``datacentre`` gets with each heartbeat ack: the
+        data centre's policy, or any ministry forcing ``restart-elsewhere``, needs one."""
+        forced = (
+            select(OrganisationRow.code)
+            .where(OrganisationRow.evacuation_policy == EvacuationPolicy.RESTART_ELSEWHERE.value)
+            .exists()
+        )
+        with self.db.transaction() as session:  # one round trip: it runs on every heartbeat
+            row = session.execute(
+                select(DataCentreRow.evacuation_policy, forced).where(
+                    DataCentreRow.code == datacentre
+                )
+            ).first()
+        policy, overrides = (row[0], bool(row[1])) if row is not None else (None, False)
+        return self.timing.lease_for(
+            EvacuationPolicy(policy or EvacuationPolicy.NONE), ministry_overrides=overrides
+        )
 
     def evacuate_due(self) -> EvacuationReport:
         """Requeue the instances of every host that is due; returns what changed."""
@@ -77,20 +105,24 @@ class EvacuationRepo:
         with self.db.transaction() as session:
             hosts = list(
                 session.execute(
-                    select(HostRow.id, HostRow.name)
+                    select(
+                        HostRow.id,
+                        HostRow.name,
+                        HostRow.datacentre,
+                        DataCentreRow.evacuation_policy,
+                    )
                     .join(DataCentreRow, DataCentreRow.code == HostRow.datacentre)
                     .where(
                         HostRow.state == HostState.DOWN.value,
                         HostRow.last_heartbeat < self.timing.evacuate_before(now),
-                        DataCentreRow.evacuation_policy == EvacuationPolicy.RESTART_ELSEWHERE.value,
                     )
                     .order_by(HostRow.id)
                 )
             )
             todo = {
                 host_id: list(
-                    session.scalars(
-                        select(InstanceRow.id)
+                    session.execute(
+                        select(InstanceRow.id, InstanceRow.org_path)
                         .where(
                             InstanceRow.host_id == host_id,
                             InstanceRow.state.in_((S.UNKNOWN.value, S.DELETING.value)),
@@ -98,11 +130,22 @@ class EvacuationRepo:
                         .order_by(InstanceRow.created_at, InstanceRow.id)
                     )
                 )
-                for host_id, _ in hosts
+                for host_id, *_ in hosts
             }
-        for host_id, host_name in hosts:
-            for instance_id in todo[host_id]:
-                self._evacuate_one(instance_id, host_id, host_name, now, report)
+            overrides = self._overrides(session) if any(todo.values()) else {}
+        for host_id, host_name, datacentre, dc_policy in hosts:
+            for instance_id, org_path in todo[host_id]:
+                ministry = ministry_of(org_path)
+                applied = applied_policy(
+                    datacentre,
+                    EvacuationPolicy(dc_policy or EvacuationPolicy.NONE),
+                    ministry,
+                    overrides.get(ministry) if ministry else None,
+                )
+                if applied.policy is not EvacuationPolicy.RESTART_ELSEWHERE:
+                    report.kept.append(instance_id)
+                    continue
+                self._evacuate_one(instance_id, host_id, host_name, applied, now, report)
         if report.count:
             log.warning(
                 "evacuated %s; finished %d deletion(s)",
@@ -111,11 +154,22 @@ class EvacuationRepo:
             )
         return report
 
+    @staticmethod
+    def _overrides(session: Session) -> dict[str, EvacuationPolicy]:
+        """Every ministry's override (ministries that inherit are absent)."""
+        rows = session.execute(
+            select(OrganisationRow.code, OrganisationRow.evacuation_policy).where(
+                OrganisationRow.evacuation_policy.is_not(None)
+            )
+        )
+        return {code: EvacuationPolicy(policy) for code, policy in rows if policy}
+
     def _evacuate_one(
         self,
         instance_id: str,
         host_id: str,
         host_name: str,
+        applied: AppliedPolicy,
         now: datetime,
         report: EvacuationReport,
     ) -> None:
@@ -154,7 +208,7 @@ class EvacuationRepo:
                     message=(
                         f"host {host_name} is down (last heartbeat "
                         f"{host.last_heartbeat:%Y-%m-%d %H:%M:%S}); restarting elsewhere "
-                        "under the data centre's restart-elsewhere policy"
+                        f"under {applied.describe()}"
                     ),
                 )
             )

@@ -122,6 +122,7 @@ def open_configured_store(settings: Settings, *, clock: Callable[[], datetime] =
         placement_max_attempts=settings.placement_max_attempts,
     )
     store.instances.default_policy = settings.scheduler_default_policy
+    store.instances.index.max_age_s = settings.scheduler_snapshot_max_age_s
     store.instances.hold_after = (
         timedelta(seconds=settings.pending_hold_after_s) if settings.pending_hold_after_s else None
     )

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from uuid import uuid4
 
-from sqlalchemy import Text, select, type_coerce, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from agents.protocol.v1 import Heartbeat, RegisterRequest
-from controlplane.domain.datacentre import DataCentreState
+from controlplane.domain.consolidation import PowerModel
 from controlplane.domain.errors import AlreadyExists, NotFound, Unauthenticated
 from controlplane.domain.host import (
     DEFAULT_RESERVED,
@@ -24,8 +23,10 @@ from controlplane.domain.host import (
 )
 from controlplane.domain.resources import Resources
 from controlplane.domain.tokens import hash_token, new_token
-from controlplane.scheduler.view import FleetView, HostView
+from controlplane.scheduler.view import FleetView
 from controlplane.store.db import Database
+from controlplane.store.fleet_index import fleet_view
+from controlplane.store.liveness import back_from_silence
 from controlplane.store.tables import BootstrapTokenRow, DataCentreRow, HostRow
 
 
@@ -47,6 +48,9 @@ def to_model(row: HostRow) -> Host:
         generation=row.generation,
         last_heartbeat=row.last_heartbeat,
         agent_version=row.agent_version,
+        idle_watts=row.idle_watts,
+        peak_watts=row.peak_watts,
+        state_note=row.state_note,
     )
 
 
@@ -64,66 +68,6 @@ def set_sizes(
         total.vcpus,
         total.ram_mib,
         total.disk_gib,
-    )
-
-
-_FLEET_COLUMNS = (
-    HostRow.id,
-    HostRow.name,
-    HostRow.datacentre,
-    HostRow.state,
-    HostRow.usable_vcpus,
-    HostRow.usable_ram_mib,
-    HostRow.usable_disk_gib,
-    HostRow.used_vcpus,
-    HostRow.used_ram_mib,
-    HostRow.used_disk_gib,
-    type_coerce(HostRow.traits, Text),  # the raw JSON text: most hosts have "[]"
-    HostRow.generation,
-)
-_NO_TRAITS: frozenset[str] = frozenset()
-
-
-def _traits(raw: str | list[str] | None) -> frozenset[str]:
-    """Traits from the raw column: JSON text on SQLite, already a list from psycopg."""
-    if not raw or raw == "[]":
-        return _NO_TRAITS
-    return frozenset(json.loads(raw) if isinstance(raw, str) else raw)
-
-
-def fleet_view(session: Session, datacentre: str | None = None) -> FleetView:
-    """An immutable snapshot of the hosts the scheduler may consider.
-
-    One Core SELECT of just the columns the scheduler reads (no ORM objects), plus the
-    data centres' states; each host becomes a slotted dataclass of plain values.
-    """
-    active = {
-        code
-        for code, state in session.execute(select(DataCentreRow.code, DataCentreRow.state))
-        if state == DataCentreState.ACTIVE.value
-    }
-    query = select(*_FLEET_COLUMNS)
-    if datacentre is not None:
-        query = query.where(HostRow.datacentre == datacentre)
-    return tuple(
-        HostView(
-            hid,
-            name,
-            dc,
-            state,
-            uv,
-            ur,
-            ud,
-            cv,
-            cr,
-            cd,
-            _traits(traits),
-            dc in active,
-            generation,
-        )
-        for hid, name, dc, state, uv, ur, ud, cv, cr, cd, traits, generation in session.execute(
-            query
-        )
     )
 
 
@@ -210,12 +154,13 @@ class HostRepo:
         """Record liveness; a capacity change re-derives the usable totals."""
         with self.db.transaction() as session:
             row = self._row(session, host_id)
-            row.last_heartbeat = self.clock()
+            silent_since, row.last_heartbeat = row.last_heartbeat, self.clock()
             row.agent_version = beat.agent_version
             if HostState(row.state) in LIVENESS_STATES:
-                # Back from SUSPECT/DOWN: take placements again, and wake the agent so its
-                # full status report replaces UNKNOWN with what really runs.
-                row.state = HostState.ACTIVE.value
+                # Back from SUSPECT/DOWN: to the state the operator left it in (ACTIVE, or
+                # DRAINING with its drain resumed), and wake the agent so its full status
+                # report replaces UNKNOWN with what really runs.
+                back_from_silence(session, row, silent_since)
                 row.generation += 1
                 row.assign_generation += 1
             current = Resources(vcpus=row.vcpus, ram_mib=row.ram_mib, disk_gib=row.disk_gib)
@@ -248,6 +193,7 @@ class HostRepo:
         ratios: AllocationRatios | None = None,
         reserved: Resources | None = None,
         traits: builtins.list[str] | None = None,
+        power: PowerModel | None = None,
     ) -> Host:
         """Change an operator-controlled attribute; lowering capacity never evicts."""
         with self.db.transaction() as session:
@@ -255,6 +201,9 @@ class HostRepo:
             host = to_model(row)
             if state is not None:
                 row.state = state.value
+                row.state_note = None
+            if power is not None:
+                row.idle_watts, row.peak_watts = power.idle_watts, power.peak_watts
             if traits is not None:
                 row.traits = sorted(set(traits))
             if ratios is not None or reserved is not None:

@@ -42,13 +42,15 @@ from controlplane.domain.org import OrgKind, within
 from controlplane.domain.quota import instance_usage
 from controlplane.domain.resources import Resources
 from controlplane.domain.server_group import GroupPolicy
-from controlplane.scheduler import FleetView, PlacementRequest, Plan
+from controlplane.scheduler import FleetView, HostView, PlacementRequest, Plan
+from controlplane.scheduler.fleet import Fleet
 from controlplane.scheduler.groups import violation
 from controlplane.scheduler.record import DecisionHook, DecisionRecord, Outcome
 from controlplane.schemas.instance import MAX_COUNT
 from controlplane.store import migration, quota
 from controlplane.store.db import Database, in_subtree
-from controlplane.store.host import bump_assignments, fleet_view
+from controlplane.store.fleet_index import FleetIndex, fleet_view
+from controlplane.store.host import bump_assignments
 from controlplane.store.org import get_row as get_org_row
 from controlplane.store.placement import PlacementConflict, claim, release, resize_claim
 from controlplane.store.server_group import find as find_group
@@ -68,7 +70,7 @@ from quotas import Usage
 
 log = logging.getLogger(__name__)
 S = InstanceState
-Scheduler = Callable[[FleetView, PlacementRequest], Plan]
+Scheduler = Callable[[Fleet | FleetView, PlacementRequest], Plan]
 
 #: Agent observations -> the instance state they mean.
 OBSERVED: dict[ActualState, InstanceState] = {
@@ -240,8 +242,11 @@ class InstanceRepo:
         on_decision: DecisionHook | None = None,
         default_policy: PlacementPolicy = DEFAULT_POLICY,
         hold_after: timedelta | None = timedelta(minutes=5),
+        index: FleetIndex | None = None,
     ) -> None:
         self.db = db
+        #: This process's reusable fleet snapshot for new requests (see fleet_index).
+        self.index = index or FleetIndex()
         self.clock = clock
         self.schedule = schedule
         self.max_attempts = max_attempts
@@ -342,6 +347,7 @@ class InstanceRepo:
                 return self._create_once(request, place=place, began=began)
             except PlacementConflict:
                 self._record("conflict", began, count, datacentre, None)
+                self.index.forget()
                 log.info("placement race lost for %s; re-snapshotting", name)
         raise AssertionError("itertools.count() does not end")
 
@@ -394,10 +400,10 @@ class InstanceRepo:
                 )
                 for name in req.names
             ]
-            session.add_all(rows)
-            session.flush()  # the instance rows exist before their action and quota rows
             # Decide before taking any lock, so the root quota row is held only for the
             # quota check and the claim; then quota rows (root first), the group, hosts.
+            # The rows are inserted last, in their final state (one INSERT and one history
+            # event each, no PENDING -> SCHEDULED update).
             plan: Plan | None = None
             pending_reason = (
                 f"lost {self.max_attempts} placement races to concurrent requests; "
@@ -407,10 +413,11 @@ class InstanceRepo:
             if blocker is not None:
                 pending_reason = blocker.reason()
             elif place:
-                plan = self.schedule(
-                    fleet_view(session, req.datacentre),
-                    self._request(session, amount, req.datacentre, req.hints, group, count),
-                )
+                request = self._request(session, amount, req.datacentre, req.hints, group, count)
+                view, fresh = self.index.view(session, req.datacentre)
+                plan = self.schedule(view, request)
+                if not plan.complete and not fresh:  # never give up on a reused snapshot
+                    plan = self.schedule(self.index.reload(session, req.datacentre), request)
                 if req.whole and not plan.complete:
                     self._record("pending", began, count, req.datacentre, plan)
                     raise NoValidHost(
@@ -421,16 +428,19 @@ class InstanceRepo:
                         explanation=plan.explanation.model_dump(mode="json"),
                     )
             charge_many(session, org.path, amount, count, now, rows[0].id)
-            host_names: dict[str, str] = {}
+            claimed: builtins.list[HostView] = []
             if plan is not None and plan.placements:
-                host_names = self._commit(session, rows, plan, amount, group)
+                claimed = self._commit(session, rows, plan, amount, group, req.hints)
+            explained = plan.explanation.model_dump(mode="json") if plan is not None else None
             for row in rows:
                 if row.host_id is None:
                     row.pending_reason = (
                         plan.explanation.message if plan is not None else pending_reason
                     )
-                if plan is not None:
-                    row.placement = plan.explanation.model_dump(mode="json")
+                row.placement = explained
+            session.add_all(rows)
+            session.flush()  # the instance rows exist before their action rows
+            for row in rows:
                 session.add(
                     InstanceActionRow(
                         instance_id=row.id,
@@ -440,7 +450,9 @@ class InstanceRepo:
                         started_at=now,
                     )
                 )
-            created = [_model(r, host_names.get(r.host_id or "")) for r in rows]
+            names = {h.id: h.name for h in claimed}
+            created = [_model(r, names.get(r.host_id or "")) for r in rows]
+        self.index.patch(claimed)
         if plan is not None:
             outcome: Outcome = "placed" if plan.placements else "pending"
             self._record(outcome, began, count, req.datacentre, plan)
@@ -480,10 +492,13 @@ class InstanceRepo:
         plan: Plan,
         amount: Resources,
         group: ServerGroupRow | None,
-    ) -> dict[str, str]:
-        """Claim the plan's hosts for the first ``len(plan.placements)`` rows; returns host
-        id -> name. Raises PlacementConflict when a host no longer has room or a hard
-        group rule would break given what concurrent requests committed meanwhile."""
+        hints: Hints,
+    ) -> builtins.list[HostView]:
+        """Claim the plan's hosts for the first ``len(plan.placements)`` rows; returns the
+        claimed hosts' new rows. Raises PlacementConflict when a host no longer has room, is
+        no longer eligible (state, data centre, traits: the snapshot may be older than the
+        transaction), or a hard group rule would break given what concurrent requests
+        committed meanwhile."""
         if group is not None:
             locked = lock_group(session, group.id)
             policy = GroupPolicy(locked.policy)
@@ -501,8 +516,12 @@ class InstanceRepo:
                         group=locked.id,
                     )
         per_host = Counter(p.host_id for p in plan.placements)
+        claimed = []
         for host_id in sorted(per_host):  # host rows in ascending id order: no deadlocks
-            claim(session, host_id, _times(amount, per_host[host_id]))
+            host = claim(session, host_id, _times(amount, per_host[host_id]))
+            if not hints.required_traits <= host.traits or hints.forbidden_traits & host.traits:
+                raise PlacementConflict(f"host {host.name} traits changed since the snapshot")
+            claimed.append(host)
         now = self.clock()
         for row, placement in zip(rows, plan.placements, strict=False):
             row.state, row.host_id = S.SCHEDULED.value, placement.host_id
@@ -514,7 +533,7 @@ class InstanceRepo:
                 None,
             )
             row.updated_at = now
-        return {p.host_id: p.host_name for p in plan.placements}
+        return claimed
 
     def _record(
         self,
@@ -635,20 +654,14 @@ class InstanceRepo:
                         else None
                     )
                     amount = _resources(row)
+                    hints = Hints.of(row.scheduling)
                     plan = self.schedule(
                         fleet_view(session, row.requested_datacentre),
-                        self._request(
-                            session,
-                            amount,
-                            row.requested_datacentre,
-                            Hints.of(row.scheduling),
-                            group,
-                            1,
-                        ),
+                        self._request(session, amount, row.requested_datacentre, hints, group, 1),
                     )
                     row.placement = plan.explanation.model_dump(mode="json")
                     if plan.placements:
-                        self._commit(session, [row], plan, amount, group)
+                        self.index.patch(self._commit(session, [row], plan, amount, group, hints))
                         placed += 1
                     else:
                         row.pending_reason = plan.explanation.message

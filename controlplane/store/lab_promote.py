@@ -17,17 +17,16 @@ from sqlalchemy import select
 
 from controlplane.domain.errors import InvalidRequest, InvalidState, NotFound
 from controlplane.domain.instance import InstanceState
-from controlplane.domain.lab import TrialNotFound, TrialState
+from controlplane.domain.lab import TrialState
 from controlplane.domain.org import OrgKind, within
 from controlplane.domain.resources import Resources
 from controlplane.lab.scenario import RunState
 from controlplane.store import quota
 from controlplane.store.db import Database
+from controlplane.store.lab_rows import add_event, trial_row
 from controlplane.store.tables import (
     InstanceRow,
     LabRunRow,
-    LabTrialEventRow,
-    LabTrialRow,
     OrganisationRow,
 )
 
@@ -44,11 +43,7 @@ def promote(
     """Move the trial's live servers into ``project``; returns their ids."""
     now = clock()
     with db.transaction() as session:
-        trial = session.scalar(
-            select(LabTrialRow).where(LabTrialRow.id == trial_id).with_for_update()
-        )
-        if trial is None:
-            raise TrialNotFound(trial_id)
+        trial = trial_row(session, trial_id, lock=True)
         if trial.state not in PROMOTABLE or not trial.project_path:
             raise InvalidState(
                 f"trial {trial_id} is {trial.state}; only an active, expiring or expired "
@@ -97,32 +92,22 @@ def promote(
                 value=trial_id,
                 limit="at least 1 server",
             )
-        for row in rows:
-            quota.charge(
-                session,
-                target.path,
-                Resources(vcpus=row.vcpus, ram_mib=row.ram_mib, disk_gib=row.disk_gib),
-                now,
-                row.id,
-            )
-        for row in rows:
-            quota.release(
-                session,
-                trial.project_path,
-                Resources(vcpus=row.vcpus, ram_mib=row.ram_mib, disk_gib=row.disk_gib),
-            )
+        sizes = [Resources(vcpus=r.vcpus, ram_mib=r.ram_mib, disk_gib=r.disk_gib) for r in rows]
+        for row, size in zip(rows, sizes, strict=True):
+            quota.charge(session, target.path, size, now, row.id)
+        for row, size in zip(rows, sizes, strict=True):
+            quota.release(session, trial.project_path, size)
             row.project, row.org_path = target.code, target.path
             row.server_group_id = None
             row.updated_at = now
-        session.flush()
-        session.add(
-            LabTrialEventRow(
-                trial_id=trial_id,
-                at=now,
-                kind="promoted",
-                actor=actor,
-                message=f"{len(rows)} server(s) promoted into project {target.path}",
-                details={"project": target.code, "instances": [r.id for r in rows]},
-            )
+        add_event(
+            session,
+            trial,
+            now,
+            "promoted",
+            actor,
+            f"{len(rows)} server(s) promoted into project {target.path}",
+            project=target.code,
+            instances=[r.id for r in rows],
         )
         return [r.id for r in rows]

@@ -336,6 +336,23 @@ class LabRunRepo:
 
     # -- agents -------------------------------------------------------------------------
 
+    def loaded_hosts(self) -> set[str]:
+        """Hosts with a running VM under a loading run (one query for the whole fleet:
+        heartbeat acks tell each agent whether to ask for its loads at all)."""
+        with self.db.transaction() as session:
+            hosts = session.scalars(
+                select(InstanceRow.host_id)
+                .distinct()
+                .join(LabRunInstanceRow, LabRunInstanceRow.instance_id == InstanceRow.id)
+                .join(LabRunRow, LabRunRow.id == LabRunInstanceRow.run_id)
+                .where(
+                    LabRunRow.state == R.LOADING.value,
+                    InstanceRow.state == S.RUNNING.value,
+                    InstanceRow.host_id.is_not(None),
+                )
+            )
+            return {h for h in hosts if h}
+
     def loads(self, host_id: str) -> LoadList:
         """The running VMs on ``host_id`` whose run is loading, with their profiles."""
         with self.db.transaction() as session:

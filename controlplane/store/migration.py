@@ -46,7 +46,8 @@ from controlplane.domain.server_group import GroupPolicy
 from controlplane.scheduler import FleetView, PlacementRequest, Plan
 from controlplane.scheduler.groups import violation
 from controlplane.store.db import Database
-from controlplane.store.host import bump_assignments, fleet_view
+from controlplane.store.fleet_index import fleet_view
+from controlplane.store.host import bump_assignments
 from controlplane.store.placement import PlacementConflict, claim, release
 from controlplane.store.server_group import group_view, members_by_host
 from controlplane.store.server_group import lock as lock_group

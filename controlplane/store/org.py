@@ -6,7 +6,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
+from controlplane.domain.evacuation import EvacuationOverride
 from controlplane.domain.org import CHILD_KIND, Organisation, OrgKind
+from controlplane.schemas.org import OrgDetail, OrgUpdate
 from controlplane.store.db import Database, in_subtree
 from controlplane.store.quota import ensure_node
 from controlplane.store.tables import OrganisationRow
@@ -18,6 +20,13 @@ ROOT_NAME = "Executive Yuan"
 def _model(row: OrganisationRow) -> Organisation:
     return Organisation(
         code=row.code, name=row.name, kind=OrgKind(row.kind), parent=row.parent, path=row.path
+    )
+
+
+def _detail(row: OrganisationRow) -> OrgDetail:
+    return OrgDetail(
+        **_model(row).model_dump(),
+        evacuation_policy=EvacuationOverride(row.evacuation_policy or EvacuationOverride.INHERIT),
     )
 
 
@@ -87,6 +96,28 @@ class OrgRepo:
         """One node."""
         with self.db.transaction() as session:
             return _model(get_row(session, code))
+
+    def detail(self, code: str) -> OrgDetail:
+        """One node with its settings (a ministry's evacuation override)."""
+        with self.db.transaction() as session:
+            return _detail(get_row(session, code))
+
+    def update(self, code: str, changes: OrgUpdate) -> OrgDetail:
+        """Apply ``changes``; only a ministry has an evacuation policy of its own."""
+        with self.db.transaction() as session:
+            row = get_row(session, code)
+            override = changes.evacuation_policy
+            if override is not None:
+                if row.kind != OrgKind.MINISTRY.value:
+                    raise InvalidRequest(
+                        f"{code!r} is a {row.kind}; only a ministry has an evacuation policy "
+                        "(its agencies and projects follow it)",
+                        field="evacuation_policy",
+                        value=override.value,
+                    )
+                policy = override.policy
+                row.evacuation_policy = policy.value if policy is not None else None
+            return _detail(row)
 
     def list(self, scope: str) -> list[Organisation]:
         """Every node in the subtree at ``scope`` (a path), ordered by path."""

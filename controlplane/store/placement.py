@@ -1,7 +1,8 @@
 """Atomic host claims: the scheduler proposes, this module commits.
 
 A claim is one conditional UPDATE that adds the instance's resources to the host's ``used``
-columns only if every dimension still fits under ``usable`` and the host is still active.
+columns only if every dimension still fits under ``usable``, the host is still active and
+so is its data centre; it returns the host's new row (for the caller's fleet index).
 On PostgreSQL (READ COMMITTED) a concurrent UPDATE of the same row waits and then re-checks
 the WHERE clause against the committed row, so no interleaving can overcommit a host; on
 SQLite, writers are serialised by ``BEGIN IMMEDIATE``. A claim that no longer fits raises
@@ -15,13 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
+from controlplane.domain.datacentre import DataCentreState
 from controlplane.domain.errors import Conflict, InvalidState
 from controlplane.domain.host import HostState
 from controlplane.domain.resources import DIMENSIONS, UNITS, Resources
-from controlplane.store.tables import HostRow
+from controlplane.scheduler.view import HostView
+from controlplane.store.fleet_index import FLEET_COLUMNS, host_view
+from controlplane.store.tables import DataCentreRow, HostRow
 
 
 class PlacementConflict(Conflict):
@@ -36,28 +40,47 @@ class InsufficientCapacity(InvalidState):
     code = "host.insufficient_capacity"
 
 
-def claim(session: Session, host_id: str, amount: Resources) -> None:
-    """Add ``amount`` to the host's usage if it still fits, else raise Conflict."""
-    result = session.execute(
-        update(HostRow)
-        .where(
-            HostRow.id == host_id,
-            HostRow.state == HostState.ACTIVE.value,
-            HostRow.used_vcpus + amount.vcpus <= HostRow.usable_vcpus,
-            HostRow.used_ram_mib + amount.ram_mib <= HostRow.usable_ram_mib,
-            HostRow.used_disk_gib + amount.disk_gib <= HostRow.usable_disk_gib,
-        )
-        .values(
-            used_vcpus=HostRow.used_vcpus + amount.vcpus,
-            used_ram_mib=HostRow.used_ram_mib + amount.ram_mib,
-            used_disk_gib=HostRow.used_disk_gib + amount.disk_gib,
-            generation=HostRow.generation + 1,
-            assign_generation=HostRow.assign_generation + 1,
-        )
-        .execution_options(synchronize_session=False)
+#: The claim statement, built once (the hot path pays no statement construction).
+_CLAIM = (
+    update(HostRow)
+    .where(
+        HostRow.id == bindparam("claim_host"),
+        HostRow.state == HostState.ACTIVE.value,
+        HostRow.used_vcpus + bindparam("claim_vcpus") <= HostRow.usable_vcpus,
+        HostRow.used_ram_mib + bindparam("claim_ram_mib") <= HostRow.usable_ram_mib,
+        HostRow.used_disk_gib + bindparam("claim_disk_gib") <= HostRow.usable_disk_gib,
+        exists().where(
+            DataCentreRow.code == HostRow.datacentre,
+            DataCentreRow.state == DataCentreState.ACTIVE.value,
+        ),
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    .values(
+        used_vcpus=HostRow.used_vcpus + bindparam("claim_vcpus"),
+        used_ram_mib=HostRow.used_ram_mib + bindparam("claim_ram_mib"),
+        used_disk_gib=HostRow.used_disk_gib + bindparam("claim_disk_gib"),
+        generation=HostRow.generation + 1,
+        assign_generation=HostRow.assign_generation + 1,
+    )
+    .returning(*FLEET_COLUMNS)
+    .execution_options(synchronize_session=False)
+)
+
+
+def claim(session: Session, host_id: str, amount: Resources) -> HostView:
+    """Add ``amount`` to the host's usage if it still fits, the host is ACTIVE and its data
+    centre takes placements, else raise PlacementConflict; returns the host's new row."""
+    row = session.execute(
+        _CLAIM,
+        {
+            "claim_host": host_id,
+            "claim_vcpus": amount.vcpus,
+            "claim_ram_mib": amount.ram_mib,
+            "claim_disk_gib": amount.disk_gib,
+        },
+    ).one_or_none()
+    if row is None:
         raise PlacementConflict(f"host {host_id} changed since the snapshot", host=host_id)
+    return host_view(row, datacentre_active=True)
 
 
 def release(session: Session, host_id: str, amount: Resources) -> None:

@@ -14,7 +14,7 @@ import builtins
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -77,21 +77,31 @@ def ensure_node(session: Session, org: str) -> QuotaNodeRow:
     return row
 
 
+#: Lock the quota rows of a path (``codes``) root first, with their kinds; built once.
+_LOCK_PATH = (
+    select(QuotaNodeRow, OrganisationRow.kind)
+    .join(OrganisationRow, OrganisationRow.code == QuotaNodeRow.org)
+    .where(QuotaNodeRow.org.in_(bindparam("codes", expanding=True)))
+    .order_by(func.length(OrganisationRow.path))
+    .with_for_update(of=QuotaNodeRow)
+    .execution_options(populate_existing=True)
+)
+
+
 def _lock_path(session: Session, org_path: str) -> list[tuple[QuotaNodeRow, str]]:
-    """Lock the quota rows of every node on ``org_path``, root first; with their kinds."""
-    locked = []
-    for code in org_path.split("/"):
-        ensure_node(session, code)
-        row = session.scalar(
-            select(QuotaNodeRow)
-            .where(QuotaNodeRow.org == code)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        kind = session.scalar(select(OrganisationRow.kind).where(OrganisationRow.code == code))
-        assert row is not None
-        assert kind is not None
-        locked.append((row, kind))
+    """Lock the quota rows of every node on ``org_path``, root first; with their kinds.
+
+    One ``SELECT ... ORDER BY depth FOR UPDATE OF quota_nodes``: PostgreSQL locks rows in
+    the order the sort emits them, so the root is always locked first. Nodes without a
+    quota row yet get one (unlimited) and the select runs again.
+    """
+    codes = org_path.split("/")
+    locked = [(row, kind) for row, kind in session.execute(_LOCK_PATH, {"codes": codes})]
+    if len(locked) < len(codes):
+        for code in codes:
+            ensure_node(session, code)
+        locked = [(row, kind) for row, kind in session.execute(_LOCK_PATH, {"codes": codes})]
+    assert [row.org for row, _ in locked] == codes, "every node on the path has a quota row"
     return locked
 
 

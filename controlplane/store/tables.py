@@ -51,6 +51,8 @@ class OrganisationRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     parent: Mapped[str | None] = mapped_column(ForeignKey("organisations.code"), nullable=True)
     path: Mapped[str] = mapped_column(String(200), unique=True)
+    #: A ministry's override of its data centres' evacuation policy (None: inherit).
+    evacuation_policy: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class DataCentreRow(Base):
@@ -97,9 +99,18 @@ class HostRow(Base):
     #: Bumped whenever what the host's agent must do changes (its long-poll key).
     assign_generation: Mapped[int] = mapped_column(Integer, default=0)
     last_heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The state the liveness loop found when it made the host SUSPECT/DOWN (active,
+    #: draining); the next heartbeat restores it (store/liveness.py).
+    return_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
     agent_version: Mapped[str] = mapped_column(String(64), default="")
     credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Power model (W) for consolidation; None: the documented default is assumed.
+    idle_watts: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_watts: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Why the host is in its state, when a loop put it there ("powered down for
+    #: consolidation ..."); cleared when an operator sets the state.
+    state_note: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class BootstrapTokenRow(Base):
@@ -540,3 +551,65 @@ class LabRunSampleRow(Base):
     ram: Mapped[float] = mapped_column(Float)
     disk: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(32))
+
+
+# -- consolidation for energy (store/consolidation.py) -------------------------------------
+
+
+class ConsolidationRow(Base):
+    """A stored consolidation plan of one data centre and its execution state."""
+
+    __tablename__ = "consolidations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    datacentre: Mapped[str] = mapped_column(ForeignKey("datacentres.code"), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reserve: Mapped[int] = mapped_column(Integer)
+    max_fill: Mapped[float] = mapped_column(Float)
+    max_parallel: Mapped[int] = mapped_column(Integer)
+    #: The ConsolidationPlan as computed when it started (JSON).
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(63))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConsolidationStepRow(Base):
+    """One move of a stored consolidation plan (one live migration when started)."""
+
+    __tablename__ = "consolidation_steps"
+    __table_args__ = (
+        UniqueConstraint("consolidation_id", "seq", name="uq_consolidation_steps_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consolidation_id: Mapped[str] = mapped_column(ForeignKey("consolidations.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    instance_name: Mapped[str] = mapped_column(String(63))
+    source_host_id: Mapped[str] = mapped_column(String(36))
+    source_name: Mapped[str] = mapped_column(String(63))
+    target_host_id: Mapped[str] = mapped_column(String(36))
+    target_name: Mapped[str] = mapped_column(String(63))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    ram_mib: Mapped[int] = mapped_column(Integer)
+    disk_gib: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    migration_id: Mapped[str | None] = mapped_column(String(36))
+    message: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsolidationHostRow(Base):
+    """A host a stored consolidation empties (to power down, or as a spare)."""
+
+    __tablename__ = "consolidation_hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consolidation_id: Mapped[str] = mapped_column(ForeignKey("consolidations.id"), index=True)
+    host_id: Mapped[str] = mapped_column(String(36))
+    host_name: Mapped[str] = mapped_column(String(63))
+    action: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text, default="")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from controlplane.api.routes.lab import policy_of
 from controlplane.reconciler.lab import LabLoop
@@ -111,6 +112,17 @@ def test_vendor_trial_from_request_to_catalogue(cli: CliHarness, tmp_path: Path)
     assert "Chunghwa Telecom" in catalog
     entry = json.loads(cli.run("lab", "catalog", "cht-dictionary-poc", "-o", "json").stdout)
     assert len(entry["evidence"]) == 3
+    entry_table = cli.run("lab", "catalog", "cht-dictionary-poc", token=moe_admin).stdout
+    assert "Evidence" in entry_table
+    assert "poc-report.pdf" in entry_table
+    detail = yaml.safe_load(cli.run("lab", "show", "cht-dictionary-poc", "-o", "yaml").stdout)
+    assert detail["trial"]["stage"] == "certified"
+    assert [e["kind"] for e in detail["events"]][:2] == ["requested", "approved"]
+    # nothing awaits a decision any more: the same usage error for approve and reject
+    for verb in ("approve", "reject"):
+        idle = cli.run("lab", verb, "cht-dictionary-poc", code=2, token=operator)
+        assert f"nothing to {verb} on trial cht-dictionary-poc" in idle.stderr
+        assert "lab show cht-dictionary-poc" in idle.stderr
 
 
 def test_extension_and_errors(cli: CliHarness) -> None:

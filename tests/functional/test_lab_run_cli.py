@@ -102,6 +102,9 @@ def test_run_streams_progress_then_size_and_promote(cli: CliHarness, tmp_path: P
     assert [(r["name"], r["state"], r["vms"]) for r in runs] == [("dict-peak", "completed", 2)]
     series = cli.run("lab", "run-show", runs[0]["id"], "--series", "-o", "json").stdout
     assert {p["cpu"] for p in json.loads(series)} == {0.5}
+    shown = json.loads(cli.run("lab", "run-show", runs[0]["id"], "-o", "json").stdout)
+    assert (shown["state"], [g["group"] for g in shown["groups"]]) == ("completed", ["web"])
+    assert "Per group" in cli.run("lab", "run-show", runs[0]["id"]).stdout
 
     hosts = tmp_path / "hosts.yaml"
     hosts.write_text(HOSTS, encoding="utf-8")
@@ -112,6 +115,9 @@ def test_run_streams_progress_then_size_and_promote(cli: CliHarness, tmp_path: P
     assert [m["hosts"] for m in plain["models"]] == [3]
     assert [m["hosts"] for m in spare["models"]] == [4]
     assert "tiny-2c-8g" in cli.run(*args, "-o", "markdown").stdout
+    bad_option = cli.run(*args, "--headroom", "1.5", code=2)
+    assert "invalid option" in bad_option.stderr
+    assert "--headroom < 1" in bad_option.stderr
 
     # a malformed scenario file: file, line and field in the message
     bad = tmp_path / "bad.yaml"

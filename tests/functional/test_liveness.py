@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from tests.api_helper import Agent, Api, error
+from tests.functional.fleet_helpers import settle
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -100,3 +101,99 @@ def test_operators_cannot_set_liveness_states(api: Api, state: str) -> None:
         api.patch(f"/v1/hosts/{agent.host_id}", json={"state": state}), 422, "request.invalid"
     )
     assert "liveness" in body["message"] or "liveness" in str(body["details"])
+
+
+# -- a host keeps its administrative state through an outage --------------------------------
+
+
+def host_state(api: Api, agent: Agent) -> str:
+    state: str = api.get(f"/v1/hosts/{agent.host_id}", expect=200).json()["state"]
+    return state
+
+
+def go_down(api: Api, *alive: Agent) -> None:
+    """13 s of silence from everyone but ``alive``; the liveness and drain loops run."""
+    api.clock.advance(timedelta(seconds=13))
+    for agent in alive:
+        agent.heartbeat(16, 32768, 500)
+    api.app.state.liveness.run_once()
+    api.app.state.drains.run_once()
+
+
+def draining_with_two(api: Api) -> tuple[Agent, Agent, list[str], str]:
+    """h01 runs two instances and is being drained (one move at a time) towards h02."""
+    h1 = api.register_host("tpe1-h01")
+    ids = [running(api, h1, f"web-{i}") for i in range(2)]
+    h2 = api.register_host("tpe1-h02")
+    drain = api.post("/v1/hosts/tpe1-h01/drain", json={"max_parallel": 1}, expect=202).json()
+    return h1, h2, ids, str(drain["id"])
+
+
+def test_a_draining_host_back_from_down_is_draining_and_its_drain_carries_on(api: Api) -> None:
+    h1, h2, ids, drain_id = draining_with_two(api)
+
+    go_down(api, h2)
+    assert host_state(api, h1) == "down"
+    while_down = api.get(f"/v1/drains/{drain_id}", expect=200).json()
+    assert while_down["state"] == "cancelled"  # the drain loop stopped it meanwhile
+
+    h1.heartbeat(16, 32768, 500)
+    assert host_state(api, h1) == "draining"  # not "active": it takes no placements
+    drain = api.get(f"/v1/drains/{drain_id}", expect=200).json()
+    assert drain["state"] == "running"
+    assert "resumed" in drain["message"]
+    late = api.create_instance("late")
+    assert api.instance(late["id"])["host_name"] == "tpe1-h02"
+
+    h1.converge()  # its report clears UNKNOWN
+    assert {api.instance(i)["state"] for i in ids} == {"RUNNING"}
+    settle(api, [h1, h2], rounds=6)
+    assert api.get(f"/v1/drains/{drain_id}", expect=200).json()["state"] == "done"
+    assert {api.instance(i)["host_name"] for i in ids} == {"tpe1-h02"}
+    assert host_state(api, h1) == "draining"  # the drain's end state
+
+
+def test_a_host_in_maintenance_drain_back_from_down_ends_in_maintenance(api: Api) -> None:
+    h1 = api.register_host("tpe1-h01")
+    instance_id = running(api, h1, "web-1")
+    h2 = api.register_host("tpe1-h02")
+    until = (api.clock() + timedelta(hours=2)).isoformat()
+    api.post("/v1/hosts/tpe1-h01/maintenance", json={"until": until}, expect=202)
+
+    go_down(api, h2)
+    h1.heartbeat(16, 32768, 500)
+    assert host_state(api, h1) == "draining"
+    h1.converge()
+    settle(api, [h1, h2], rounds=4)
+
+    assert api.instance(instance_id)["host_name"] == "tpe1-h02"
+    assert host_state(api, h1) == "maintenance"
+    api.clock.advance(timedelta(hours=2))
+    h1.heartbeat(16, 32768, 500)
+    assert host_state(api, h1) == "maintenance"  # silence in maintenance changes nothing
+
+
+def test_an_evacuated_draining_host_comes_back_empty_and_draining(api: Api) -> None:
+    api.patch("/v1/datacentres/tpe-1", json={"evacuation_policy": "restart-elsewhere"}, expect=200)
+    h1, h2, ids, drain_id = draining_with_two(api)
+
+    go_down(api, h2)
+    api.clock.advance(timedelta(seconds=33))  # past the lease + margin
+    h2.heartbeat(16, 32768, 500)
+    report = api.app.state.liveness.run_once()
+    assert sorted(report.evacuation.requeued["tpe1-h01"]) == sorted(ids)
+    assert api.place_pending() == 2
+
+    h1.heartbeat(16, 32768, 500)
+    assert host_state(api, h1) == "draining"
+    settle(api, [h1, h2])
+    assert api.get(f"/v1/drains/{drain_id}", expect=200).json()["state"] == "done"
+    assert host_state(api, h1) == "draining"
+
+
+def test_an_active_host_back_from_down_is_active(api: Api) -> None:
+    h1 = api.register_host("tpe1-h01")
+    go_down(api)
+    assert host_state(api, h1) == "down"
+    h1.heartbeat(16, 32768, 500)
+    assert host_state(api, h1) == "active"

@@ -128,9 +128,9 @@ def test_every_state_and_power_change_is_recorded(sla_api: Api) -> None:
         if h.instance_id == world["tis"]["id"]
     ]
     seen = [(e.at, e.state, e.desired_power) for e in history.events]
-    assert seen[0] == (T0 + timedelta(minutes=4), "PENDING", "running")
-    assert seen[1][1:] == ("SCHEDULED", "running")
-    assert seen[2:] == [
+    # Placed at once: the instance is stored SCHEDULED (it never was PENDING).
+    assert seen[0] == (T0 + timedelta(minutes=4), "SCHEDULED", "running")
+    assert seen[1:] == [
         (T0 + timedelta(minutes=5), "RUNNING", "running"),
         (nov(12), "RUNNING", "stopped"),  # the tenant's intent, before the agent acts
         (nov(12), "STOPPED", "stopped"),
@@ -141,7 +141,7 @@ def test_every_state_and_power_change_is_recorded(sla_api: Api) -> None:
         (nov(20, 1, 30), "ERROR", "running"),
         (nov(20, 2, 30), "RUNNING", "running"),
     ]
-    assert {e.host_id for e in history.events[1:]} == {world["tis"]["host"]}
+    assert {e.host_id for e in history.events} == {world["tis"]["host"]}
 
 
 def test_a_rolled_back_change_leaves_no_history(sla_api: Api) -> None:
@@ -149,7 +149,7 @@ def test_a_rolled_back_change_leaves_no_history(sla_api: Api) -> None:
     made = sla_api.create_instance("web", project="disaster")
     sla_api.act(made["id"], "start", expect=409)  # refused: SCHEDULED cannot start
     (history,) = sla_api.store.sla.histories("gov", T0, NOW)
-    assert [e.state for e in history.events] == ["PENDING", "SCHEDULED"]
+    assert [e.state for e in history.events] == ["SCHEDULED"]
 
 
 # -- the report -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from controlplane.api import dashboard
 from controlplane.api.context import SettingsDep, StoreDep
-from controlplane.api.routes import sla as sla_routes
+from controlplane.api.sla_report import targets_of
 from controlplane.domain.errors import GovcloudError
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
@@ -50,7 +50,7 @@ def show(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
     view = dashboard.build(
         store,
         who,
-        targets=lambda: sla_routes.targets_of(request, settings),
+        targets=lambda: targets_of(request, settings),
         month=request.query_params.get("month"),
     )
     return _page("dashboard.html", status_code=400 if view.sla.error else 200, view=view)

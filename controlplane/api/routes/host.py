@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from controlplane.api.context import StoreDep, UserDep, audit_target
 from controlplane.domain.auth import require_infra_reader, require_platform_admin
+from controlplane.domain.consolidation import power_update
 from controlplane.domain.host import Host
 from controlplane.schemas.host import BootstrapToken, BootstrapTokenCreate, HostUpdate
 
@@ -52,7 +53,14 @@ def update_host(
     """Change state, ratios, reservations or traits."""
     require_platform_admin(who)
     updated = store.hosts.update(
-        host, state=body.state, ratios=body.ratios, reserved=body.reserved, traits=body.traits
+        host,
+        state=body.state,
+        ratios=body.ratios,
+        reserved=body.reserved,
+        traits=body.traits,
+        power=None
+        if body.idle_watts is None and body.peak_watts is None
+        else power_update(store.hosts.get(host), body.idle_watts, body.peak_watts),
     )
     request.app.state.pending.poke()
     return updated

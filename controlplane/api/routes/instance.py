@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
-from controlplane.api.context import RequestId, StoreDep, UserDep, audit_target
+from controlplane.api import audit
+from controlplane.api.context import RequestId, StoreDep, UserDep, audit_target, org_path
 from controlplane.domain.auth import Principal, require_mutate
 from controlplane.domain.errors import NotFound
 from controlplane.domain.instance import Instance, InstanceAction, InstanceState
@@ -51,20 +52,8 @@ def list_instances(
     return Page(items=items, next_marker=items[-1].id if len(items) == limit else None)
 
 
-@router.post("", name="instance.create", status_code=202, response_model=Instance | InstanceBatch)
-def create_instance(
-    body: InstanceCreate, request: Request, store: StoreDep, who: UserDep, rid: RequestId
-) -> Instance | InstanceBatch:
-    """Create and place; 202 because the agent builds it asynchronously.
-
-    With ``count`` > 1 the answer is an ``InstanceBatch`` of every instance created.
-    """
-    project = store.orgs.get(body.project)
-    if not can_see_org(project.path, who.org_path):  # as if it did not exist: no leak
-        raise NotFound("org", body.project)
-    audit_target(request, "instance", body.name, project.path)
-    require_mutate(who, project.path)
-    created = store.instances.create_many(
+def _create(store: Store, body: InstanceCreate, who: Principal, rid: str) -> list[Instance]:
+    return store.instances.create_many(
         name=body.name,
         project=body.project,
         flavor=body.flavor,
@@ -81,12 +70,34 @@ def create_instance(
             policy=body.policy,
         ),
     )
+
+
+@router.post("", name="instance.create", status_code=202, response_model=Instance | InstanceBatch)
+def create_instance(
+    body: InstanceCreate, request: Request, store: StoreDep, who: UserDep, rid: RequestId
+) -> Response:
+    """Create and place; 202 because the agent builds it asynchronously.
+
+    With ``count`` > 1 the answer is an ``InstanceBatch`` of every instance created.
+    A single instance's audit event is written in the transaction that creates it.
+    """
+    path = org_path(request, store, body.project)
+    if not can_see_org(path, who.org_path):  # as if it did not exist: no leak
+        raise NotFound("org", body.project)
+    audit_target(request, "instance", body.name, path)
+    require_mutate(who, path)
     if body.count == 1:
-        audit_target(request, "instance", created[0].id, project.path)
-        return created[0]
-    audit_target(request, "instance", ",".join(i.id for i in created)[:200], project.path)
-    placed = sum(i.state is not InstanceState.PENDING for i in created)
-    return InstanceBatch(items=created, placed=placed, pending=len(created) - placed)
+        with audit.in_transaction(request, "instance", path, table="instances", status=202):
+            created = _create(store, body, who, rid)
+        audit_target(request, "instance", created[0].id, path)
+        answer: Instance | InstanceBatch = created[0]
+    else:
+        created = _create(store, body, who, rid)
+        audit_target(request, "instance", ",".join(i.id for i in created)[:200], path)
+        placed = sum(i.state is not InstanceState.PENDING for i in created)
+        answer = InstanceBatch(items=created, placed=placed, pending=len(created) - placed)
+    # The models are already valid: render them once, without FastAPI's re-validation.
+    return Response(answer.model_dump_json(), status_code=202, media_type="application/json")
 
 
 @router.get("/{instance_id}", name="instance.show", response_model=Instance)

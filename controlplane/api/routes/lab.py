@@ -9,6 +9,7 @@ history (``GET /v1/lab/trials/{id}/events``) records every transition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
@@ -111,6 +112,32 @@ def _visible(store: Store, trial_id: str, who: Principal) -> tuple[Trial, TrialR
 
 def _target(request: Request, trial: Trial, ref: TrialRef) -> None:
     audit_target(request, "trial", trial.id, trial.project_path or ref.vendor_path)
+
+
+#: An access rule over the caller and a trial's nodes: ``(who, ref, root, what)``.
+Require = Callable[[Principal, TrialRef, str, str], None]
+
+
+def _changing(
+    request: Request,
+    store: Store,
+    who: Principal,
+    trial_id: str,
+    require: Require | None = None,
+    what: str = "",
+) -> tuple[Trial, TrialRef]:
+    """The trial a mutating call acts on: visible to ``who`` (else ``trial.not_found``),
+    named as the audit target, and allowed by ``require`` (else ``Forbidden``)."""
+    trial, ref = _visible(store, trial_id, who)
+    _target(request, trial, ref)
+    if require is not None:
+        require(who, ref, ROOT_CODE, what)
+    return trial, ref
+
+
+def _template_of(trial: Trial) -> Template:
+    """The template the trial was requested with."""
+    return get_template(_templates(), trial.template)
 
 
 def _poke(request: Request) -> None:
@@ -237,10 +264,10 @@ def approve_trial(
     trial_id: str, body: Decision, request: Request, store: StoreDep, who: UserDep
 ) -> Trial:
     """Approve a request (lab operators): its project is created with the template's quota."""
-    trial, ref = _visible(store, trial_id, who)
-    _target(request, trial, ref)
-    access.require_lab_decider(who, ref, ROOT_CODE, "approve trials")
-    template = get_template(_templates(), trial.template)
+    trial, _ref = _changing(
+        request, store, who, trial_id, access.require_lab_decider, "approve trials"
+    )
+    template = _template_of(trial)
     approved = store.lab.approve(
         trial_id,
         actor=who.name,
@@ -257,9 +284,7 @@ def reject_trial(
     trial_id: str, body: Decision, request: Request, store: StoreDep, who: UserDep
 ) -> Trial:
     """Refuse a request (lab operators)."""
-    trial, ref = _visible(store, trial_id, who)
-    _target(request, trial, ref)
-    access.require_lab_decider(who, ref, ROOT_CODE, "reject trials")
+    _changing(request, store, who, trial_id, access.require_lab_decider, "reject trials")
     return store.lab.reject(trial_id, actor=who.name, reason=body.comment)
 
 
@@ -268,9 +293,7 @@ def cancel_trial(
     trial_id: str, body: Cancel, request: Request, store: StoreDep, who: UserDep
 ) -> Trial:
     """Withdraw a request, or end a running trial early."""
-    trial, ref = _visible(store, trial_id, who)
-    _target(request, trial, ref)
-    access.require_contributor(who, ref, ROOT_CODE, "cancel trials")
+    _changing(request, store, who, trial_id, access.require_contributor, "cancel trials")
     cancelled = store.lab.cancel(trial_id, actor=who.name, reason=body.reason)
     _poke(request)
     return cancelled
@@ -294,10 +317,10 @@ def request_extension(
     who: UserDep,
 ) -> Extension:
     """Ask for more time; it takes effect when a lab operator approves it."""
-    trial, ref = _visible(store, trial_id, who)
-    _target(request, trial, ref)
-    access.require_contributor(who, ref, ROOT_CODE, "ask for extensions")
-    template = get_template(_templates(), trial.template)
+    trial, _ref = _changing(
+        request, store, who, trial_id, access.require_contributor, "ask for extensions"
+    )
+    template = _template_of(trial)
     hours = parse_hours(body.by, field="by", maximum=template.max_ttl_hours)
     return store.lab.request_extension(
         trial_id, hours=hours, reason=body.reason, actor=who.name, policy=policy_of(settings)
@@ -314,11 +337,11 @@ def _decide_extension(
     *,
     approve: bool,
 ) -> ExtensionDecided:
-    trial, ref = _visible(store, trial_id, who)
-    _target(request, trial, ref)
     verb = "approve" if approve else "reject"
-    access.require_lab_decider(who, ref, ROOT_CODE, f"{verb} extensions")
-    template = get_template(_templates(), trial.template)
+    trial, _ref = _changing(
+        request, store, who, trial_id, access.require_lab_decider, f"{verb} extensions"
+    )
+    template = _template_of(trial)
     decided, extension = store.lab.decide_extension(
         trial_id,
         approve=approve,
@@ -385,9 +408,7 @@ def add_evidence(
     trial_id: str, body: EvidenceCreate, request: Request, store: StoreDep, who: UserDep
 ) -> Evidence:
     """Attach a scenario result or a document (by SHA-256) to the current stage."""
-    trial, ref = _visible(store, trial_id, who)
-    _target(request, trial, ref)
-    access.require_contributor(who, ref, ROOT_CODE, "add evidence")
+    _changing(request, store, who, trial_id, access.require_contributor, "add evidence")
     return store.lab.add_evidence(
         trial_id,
         kind=body.kind,
@@ -408,8 +429,7 @@ def signoff(
 ) -> SignoffResult:
     """Sign the current stage off: the ministry's admin for PoC and Verification, a lab
     operator for Certification; never the trial's own vendor."""
-    trial, ref = _visible(store, trial_id, who)
-    _target(request, trial, ref)
+    _trial, ref = _changing(request, store, who, trial_id)
 
     def authorize(_trial: Trial, stage: Stage) -> None:
         access.require_signer(who, ref, stage, ROOT_CODE)
@@ -475,9 +495,7 @@ def create_run(
 ) -> LabRun:
     """Start a scenario run: provision its groups in the trial's project, apply the load
     for ``duration_s``, measure, then remove the VMs. Progress: ``GET /v1/lab/runs/{id}``."""
-    trial, ref = _visible(store, trial_id, who)
-    _target(request, trial, ref)
-    access.require_contributor(who, ref, ROOT_CODE, "run scenarios")
+    _changing(request, store, who, trial_id, access.require_contributor, "run scenarios")
     run = runs_of(store).start(trial_id, body, actor=who.name, request_id=rid)
     _poke(request)
     return run
@@ -544,8 +562,7 @@ def promote(
     """Move the trial's servers into production project ``to``: the target's quota chain
     is charged and the trial's released in one transaction. Lab operators and the
     ministry's admins (over the target project) only."""
-    trial, ref = _visible(store, trial_id, who)
-    _target(request, trial, ref)
+    _trial, ref = _changing(request, store, who, trial_id)
     access.require_promoter(who, ref, ROOT_CODE)
     moved = promote_trial(store.db, store.clock, trial_id, body.to, actor=who.name)
     return Promoted(trial_id=trial_id, project=body.to, instances=moved)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from controlplane.api.context import StoreDep, UserDep, audit_target
-from controlplane.domain.auth import Role, require_mutate
+from controlplane.domain.auth import Role, require_mutate, require_platform_admin
 from controlplane.domain.errors import Forbidden, NotFound
 from controlplane.domain.org import Organisation, can_see_org
-from controlplane.schemas.org import OrgCreate
+from controlplane.schemas.org import OrgCreate, OrgDetail, OrgUpdate
 
 router = APIRouter(prefix="/orgs", tags=["orgs"])
 
@@ -19,13 +19,26 @@ def list_orgs(store: StoreDep, who: UserDep) -> list[Organisation]:
     return store.orgs.list(who.org_path)
 
 
-@router.get("/{code}", name="org.show", response_model=Organisation)
-def show_org(code: str, store: StoreDep, who: UserDep) -> Organisation:
-    """One node the caller may see."""
-    org = store.orgs.get(code)
+@router.get("/{code}", name="org.show", response_model=OrgDetail)
+def show_org(code: str, store: StoreDep, who: UserDep) -> OrgDetail:
+    """One node the caller may see, with its settings."""
+    org = store.orgs.detail(code)
     if not can_see_org(org.path, who.org_path):
         raise NotFound("org", code)
     return org
+
+
+@router.patch("/{code}", name="org.update", response_model=OrgDetail)
+def update_org(
+    code: str, body: OrgUpdate, request: Request, store: StoreDep, who: UserDep
+) -> OrgDetail:
+    """Platform-admins set a ministry's evacuation policy (or ``inherit``)."""
+    org = store.orgs.get(code)
+    if not can_see_org(org.path, who.org_path):  # as if it did not exist: no leak
+        raise NotFound("org", code)
+    audit_target(request, "org", code, org.path)
+    require_platform_admin(who)
+    return store.orgs.update(code, body)
 
 
 @router.post("", name="org.create", status_code=201, response_model=Organisation)
