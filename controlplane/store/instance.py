@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from agents.protocol.v1 import (
@@ -223,6 +223,21 @@ class Hints:
             frozenset(data.get("forbidden_traits", ())),
             PlacementPolicy(policy) if policy else None,
         )
+
+
+#: The oldest PENDING requests created before ``before`` (anti-starvation), built once.
+_OLD_PENDING = (
+    select(
+        InstanceRow.id,
+        InstanceRow.name,
+        InstanceRow.requested_datacentre,
+        InstanceRow.created_at,
+        InstanceRow.placement,
+    )
+    .where(InstanceRow.state == S.PENDING.value, InstanceRow.created_at < bindparam("before"))
+    .order_by(InstanceRow.created_at, InstanceRow.id)
+    .limit(20)
+)
 
 
 class InstanceRepo:
@@ -566,21 +581,7 @@ class InstanceRepo:
         frees (their last explanation found hosts that were only full), oldest first."""
         if self.hold_after is None:
             return []
-        rows = session.execute(
-            select(
-                InstanceRow.id,
-                InstanceRow.name,
-                InstanceRow.requested_datacentre,
-                InstanceRow.created_at,
-                InstanceRow.placement,
-            )
-            .where(
-                InstanceRow.state == S.PENDING.value,
-                InstanceRow.created_at < now - self.hold_after,
-            )
-            .order_by(InstanceRow.created_at, InstanceRow.id)
-            .limit(20)
-        )
+        rows = session.connection().execute(_OLD_PENDING, {"before": now - self.hold_after})
         return [
             Blocker(iid, name, dc, created)
             for iid, name, dc, created, placement in rows

@@ -69,7 +69,7 @@ _CLAIM = (
 def claim(session: Session, host_id: str, amount: Resources) -> HostView:
     """Add ``amount`` to the host's usage if it still fits, the host is ACTIVE and its data
     centre takes placements, else raise PlacementConflict; returns the host's new row."""
-    row = session.execute(
+    row = session.connection().execute(  # Core: no ORM bookkeeping for this UPDATE
         _CLAIM,
         {
             "claim_host": host_id,
