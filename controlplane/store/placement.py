@@ -69,15 +69,19 @@ _CLAIM = (
 def claim(session: Session, host_id: str, amount: Resources) -> HostView:
     """Add ``amount`` to the host's usage if it still fits, the host is ACTIVE and its data
     centre takes placements, else raise PlacementConflict; returns the host's new row."""
-    row = session.connection().execute(  # Core: no ORM bookkeeping for this UPDATE
-        _CLAIM,
-        {
-            "claim_host": host_id,
-            "claim_vcpus": amount.vcpus,
-            "claim_ram_mib": amount.ram_mib,
-            "claim_disk_gib": amount.disk_gib,
-        },
-    ).one_or_none()
+    row = (
+        session.connection()
+        .execute(  # Core: no ORM bookkeeping for this UPDATE
+            _CLAIM,
+            {
+                "claim_host": host_id,
+                "claim_vcpus": amount.vcpus,
+                "claim_ram_mib": amount.ram_mib,
+                "claim_disk_gib": amount.disk_gib,
+            },
+        )
+        .one_or_none()
+    )
     if row is None:
         raise PlacementConflict(f"host {host_id} changed since the snapshot", host=host_id)
     return host_view(row, datacentre_active=True)
