@@ -11,8 +11,9 @@ COMMITTED; correctness under concurrency comes from conditional UPDATEs (see pla
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: SQLite admits one writer at a time, and its busy handler makes a waiting
+        #: connection sleep and retry; threads of this process queue here instead, so the
+        #: lock passes to the next one as soon as a transaction ends (other processes
+        #: still meet the busy handler). Re-entrant, so a nested transaction behaves as
+        #: it would without this lock.
+        self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -87,7 +94,7 @@ class Database:
         than its column) is the caller's input, not a server fault: InvalidRequest.
         """
         try:
-            with self._sessions() as session, session.begin():
+            with self._writer or nullcontext(), self._sessions() as session, session.begin():
                 yield session
         except DataError as exc:
             reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
