@@ -19,7 +19,7 @@ Pure: no I/O, deterministic for a given snapshot, request and seed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,6 +111,22 @@ def select(view: Fleet | Sequence[HostView], request: PlacementRequest, seed: in
             ranking.update(best, rank(host, ctx, policy, seed, remaining))
         else:
             ranking.drop(best)
+    return plan_of(chosen, tally, request, seed, lambda: _pass(fleet, ctx)[1])
+
+
+def plan_of(
+    chosen: list[HostView],
+    tally: Tally,
+    request: PlacementRequest,
+    seed: int,
+    retally: Callable[[], Tally],
+) -> Plan:
+    """The plan for the hosts ``chosen`` (in placement order) and its explanation.
+
+    ``tally`` counts the first pass; ``retally`` recounts it given this decision's own
+    claims, to say why the rest found nowhere (called only for a partial placement).
+    """
+    count, policy = request.count, request.policy
     names = [h.name for h in chosen]
     group = request.group.name if request.group is not None else None
     if len(chosen) == count:
@@ -125,8 +141,8 @@ def select(view: Fleet | Sequence[HostView], request: PlacementRequest, seed: in
         outcome = "placed"
     else:
         if chosen:  # why the rest found nowhere, given what this decision placed
-            tally = _pass(fleet, ctx)[1]
-            tally.feasible = len(feasible)
+            feasible, tally = tally.feasible, retally()
+            tally.feasible = feasible
         why = tally.summary(request.datacentre)
         message = why if not chosen else f"placed {len(chosen)} of {count}; then {why}"
         outcome = "partial" if chosen else "pending"

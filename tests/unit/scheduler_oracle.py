@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from controlplane.domain.instance import EXAMPLES_PER_CHECK
 from controlplane.scheduler.checks import CHECKS, DYNAMIC, Check, short_dimensions
 from controlplane.scheduler.context import Context
-from controlplane.scheduler.explain import Tally, explanation
+from controlplane.scheduler.explain import Tally
 from controlplane.scheduler.scores import rank
-from controlplane.scheduler.select import Placement, Plan
+from controlplane.scheduler.select import Plan, plan_of
 from controlplane.scheduler.view import HostView, PlacementRequest
 
 
@@ -76,36 +76,4 @@ def select(view: Sequence[HostView], request: PlacementRequest, seed: int = 0) -
         remaining = count - len(chosen)
         if remaining and not any(c.applies(ctx) and c.rejects(host, ctx) for c in DYNAMIC):
             heapq.heappush(heap, (rank(host, ctx, policy, seed, remaining), i))
-    names = [h.name for h in chosen]
-    group = request.group.name if request.group is not None else None
-    if len(chosen) == count:
-        spread_over = len(set(names))
-        rejected = sum(tally.rejected.values())
-        message = (
-            f"placed {count} on {spread_over} host(s) by {policy.value}: "
-            + ", ".join(sorted(set(names))[:10])
-            + ("" if spread_over <= 10 else f" and {spread_over - 10} more")
-            + f"; {tally.evaluated} evaluated, {tally.feasible} feasible, {rejected} rejected"
-        )
-        outcome = "placed"
-    else:
-        if chosen:  # why the rest found nowhere, given what this decision placed
-            tally = _pass(view, ctx)[1]
-            tally.feasible = len(feasible)
-        why = tally.summary(request.datacentre)
-        message = why if not chosen else f"placed {len(chosen)} of {count}; then {why}"
-        outcome = "partial" if chosen else "pending"
-    return Plan(
-        placements=tuple(Placement(h.id, h.name, h.datacentre, h.generation) for h in chosen),
-        explanation=explanation(
-            tally,
-            outcome=outcome,
-            message=message,
-            policy=policy.value,
-            seed=seed,
-            requested=count,
-            hosts=names,
-            datacentre=request.datacentre,
-            group=group,
-        ),
-    )
+    return plan_of(chosen, tally, request, seed, lambda: _pass(view, ctx)[1])
