@@ -7,9 +7,7 @@ libvirtd in its sandbox, qemu running the Debian kernel with a busybox initramfs
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +21,7 @@ from controlplane.schemas.catalog import DataCentreCreate, FlavorCreate, ImageCr
 from controlplane.schemas.host import BootstrapTokenCreate
 from controlplane.schemas.instance import InstanceCreate
 from controlplane.schemas.org import OrgCreate
-from controlplane.settings import Settings
-from tests.e2e.liveserver import serve
+from tests.e2e.liveserver import served_client, wait_until
 from tests.e2e.realvirt import wait_for_marker
 
 pytestmark = pytest.mark.e2e
@@ -35,28 +32,8 @@ BOOT_TIMEOUT_S = 180.0
 @pytest.fixture
 def control_plane(tmp_path: Path) -> Iterator[tuple[GovcloudClient, str]]:
     """A served control plane on SQLite and an admin client for it."""
-    token = secrets.token_urlsafe(24)
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'cp.db'}",
-        admin_token=token,
-        max_poll_wait_s=2,
-        pending_retry_interval_s=0.5,
-    )
-    with serve(settings) as url:
-        client = GovcloudClient(url, token)
-        try:
-            yield client, url
-        finally:
-            client.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
-    """Poll ``condition`` every 0.2 s until it holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(0.2)
+    with served_client(tmp_path, max_poll_wait_s=2, pending_retry_interval_s=0.5) as served:
+        yield served
 
 
 def _seed(client: GovcloudClient, kernel: Path, initrd: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -29,9 +28,8 @@ from controlplane.domain.instance import InstanceState
 from controlplane.schemas.catalog import DataCentreUpdate
 from controlplane.schemas.host import BootstrapTokenCreate
 from controlplane.schemas.instance import InstanceCreate
-from controlplane.settings import Settings
-from tests.e2e.liveserver import serve
-from tests.e2e.test_agent_real_guest import _seed, wait_until
+from tests.e2e.liveserver import served_client, wait_until
+from tests.e2e.test_agent_real_guest import _seed
 
 pytestmark = pytest.mark.e2e
 
@@ -40,10 +38,8 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture
 def control_plane(tmp_path: Path) -> Iterator[tuple[GovcloudClient, str]]:
-    token = secrets.token_urlsafe(24)
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'cp.db'}",
-        admin_token=token,
+    with served_client(
+        tmp_path,
         max_poll_wait_s=2,
         pending_retry_interval_s=0.5,
         heartbeat_interval_s=1,
@@ -52,13 +48,8 @@ def control_plane(tmp_path: Path) -> Iterator[tuple[GovcloudClient, str]]:
         liveness_interval_s=0.5,
         host_fence_after_s=6,
         evacuation_margin_s=6,
-    )
-    with serve(settings) as url:
-        client = GovcloudClient(url, token)
-        try:
-            yield client, url
-        finally:
-            client.close()
+    ) as served:
+        yield served
 
 
 @pytest.fixture

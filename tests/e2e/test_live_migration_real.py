@@ -11,9 +11,7 @@ switches the instance over and releases host 1's claim. The guest keeps running 
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +25,8 @@ from controlplane.schemas.catalog import DataCentreCreate, FlavorCreate, ImageCr
 from controlplane.schemas.host import BootstrapTokenCreate
 from controlplane.schemas.instance import InstanceCreate
 from controlplane.schemas.org import OrgCreate
-from controlplane.settings import Settings
 from tests.e2e.conftest import require_real_virt
-from tests.e2e.liveserver import serve
+from tests.e2e.liveserver import served_client, wait_until
 from tests.e2e.realvirt import start_libvirtd, stop_libvirtd, wait_for_marker
 
 pytestmark = pytest.mark.e2e
@@ -56,29 +53,14 @@ def two_daemons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 @pytest.fixture
 def control_plane(tmp_path: Path) -> Iterator[tuple[GovcloudClient, str]]:
-    token = secrets.token_urlsafe(24)
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'cp.db'}",
-        admin_token=token,
+    with served_client(
+        tmp_path,
         max_poll_wait_s=1,
         pending_retry_interval_s=0.5,
         drain_interval_s=0.5,
         migration_timeout_s=240,
-    )
-    with serve(settings) as url:
-        client = GovcloudClient(url, token)
-        try:
-            yield client, url
-        finally:
-            client.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(0.2)
+    ) as served:
+        yield served
 
 
 def agent_settings(url: str, token: str, name: str, uri: str, state: Path) -> AgentSettings:
