@@ -52,13 +52,19 @@ def run() -> None:
     parser.add_argument("--port", type=int, default=8774)
     parser.add_argument(
         "--workers",
-        type=int,
-        default=int(os.environ.get(WORKERS_ENV, "1") or "1"),
+        default=os.environ.get(WORKERS_ENV) or "1",
         help=f"uvicorn worker processes (default 1, or ${WORKERS_ENV})",
     )
     args = parser.parse_args()
+    given = args.workers
+    try:
+        args.workers = int(given)
+    except ValueError:
+        args.workers = 0
     if args.workers < 1:
-        parser.error("--workers must be at least 1")
+        parser.error(
+            f"--workers (or ${WORKERS_ENV}) must be an integer of at least 1, not {given!r}"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
     if args.workers == 1:
