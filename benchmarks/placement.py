@@ -38,7 +38,7 @@ from benchmarks.httpload import closed_loop
 from controlplane.domain.instance import InstanceState
 from controlplane.domain.resources import Resources
 from controlplane.store import open_store
-from controlplane.store.instance import log as instance_log
+from controlplane.store.instance_create import log as instance_log
 
 NAME = "placement"
 RACE_MESSAGE = "placement race lost"
