@@ -3,8 +3,9 @@
 An event is normally appended in its own transaction once the call has been answered
 (:meth:`AuditRepo.append`). A hot mutating call may instead stage its event with
 :meth:`AuditRepo.within`: the event is then inserted by the same transaction that makes
-the change (the first one in that block that inserts rows of the named table), so the
-change and its audit record commit, or roll back, together, for one commit instead of two.
+the change (the first one in that block that inserts rows of the named table; code inserting them
+without the ORM calls :func:`note_inserted`), so the change and its audit record commit,
+or roll back, together, for one commit instead of two.
 """
 
 from __future__ import annotations
@@ -89,6 +90,18 @@ def _install(db: Database) -> None:
     event.listen(db._sessions, "before_commit", before_commit)
     event.listen(db._sessions, "after_commit", after_commit)
     event.listen(db._sessions, "after_rollback", after_rollback)
+
+
+def note_inserted(session: Session, table: str, ids: list[str]) -> None:
+    """Tell the staged event of this context (if it waits for rows of ``table``) that
+    ``session``'s transaction inserted ``ids`` without the ORM, which the flush listener
+    cannot see."""
+    staged = _STAGED.get()
+    if staged is None or staged.committed is not None or staged.table != table:
+        return
+    if staged.collecting is not session:
+        staged.collecting, staged.ids = session, []
+    staged.ids += ids
 
 
 def _new_ids(session: Session, table: str) -> list[str]:

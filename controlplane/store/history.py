@@ -9,8 +9,9 @@ exactly when it is committed, and never when it is rolled back.
 The event's time is the row's own timestamp for the change (``updated_at``, or
 ``scheduled_at``/``launched_at``/``deleted_at`` when that is what moved), so history and
 row agree to the microsecond; a change that touched none of them is stamped with the
-store's clock. Bulk ``UPDATE`` statements bypass the ORM and therefore this listener:
-code that changes instance state in bulk must call :func:`record` itself.
+store's clock. Statements that bypass the ORM bypass this listener too: code that changes
+instance state in bulk must call :func:`record` itself, and code that inserts instance rows
+with Core (creation's hot path) :func:`record_inserted`.
 
 :func:`events` reads a set of instances' histories back as pure
 :class:`controlplane.sla.history.StateEvent` values.
@@ -19,11 +20,11 @@ code that changes instance state in bulk must call :func:`record` itself.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from controlplane.sla.history import StateEvent
@@ -66,6 +67,30 @@ def record(session: Session, row: InstanceRow, at: datetime, from_state: str | N
             desired_power=row.desired_power,
             at=at,
         )
+    )
+
+
+_INSERT_EVENTS = insert(InstanceEventRow)
+
+
+def record_inserted(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add the first event of instance rows inserted without the ORM (``rows``: their
+    column values), stamped with their ``created_at`` as the listener stamps new rows."""
+    session.connection().execute(
+        _INSERT_EVENTS,
+        [
+            {
+                "instance_id": row["id"],
+                "org_path": row["org_path"],
+                "datacentre": row["datacentre"],
+                "host_id": row["host_id"],
+                "from_state": None,
+                "to_state": row["state"],
+                "desired_power": row["desired_power"],
+                "at": row["created_at"],
+            }
+            for row in rows
+        ],
     )
 
 

@@ -99,13 +99,15 @@ class InstanceActions(InstanceBase):
                     value=flavor,
                 )
             check_action("resize", InstanceState(row.state), instance_id)
-            image_row = session.get(ImageRow, row.image)
-            if image_row is not None:  # in use, so it cannot have been deleted
-                check_image_fits(image_row, flavor_row)
             old = resources_of(row)
             new = Resources(
                 vcpus=flavor_row.vcpus, ram_mib=flavor_row.ram_mib, disk_gib=flavor_row.disk_gib
             )
+            image_row = session.get(ImageRow, row.image)
+            if image_row is not None:  # in use, so it cannot have been deleted
+                check_image_fits(
+                    image_row.name, image_row.min_ram_mib, image_row.min_disk_gib, flavor, new
+                )
             assert row.host_id is not None  # a STOPPED instance holds a claim
             quota.adjust(session, row.org_path, old, new, now, row.id)
             resize_claim(session, row.host_id, old, new)

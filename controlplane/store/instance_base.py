@@ -30,9 +30,7 @@ from controlplane.scheduler.record import DecisionHook, DecisionRecord, Outcome
 from controlplane.store.db import Database
 from controlplane.store.fleet_index import FleetIndex
 from controlplane.store.tables import (
-    FlavorRow,
     HostRow,
-    ImageRow,
     InstanceActionRow,
     InstanceRow,
 )
@@ -193,22 +191,25 @@ class InstanceBase:
         return row
 
 
-def check_image_fits(image: ImageRow, flavor: FlavorRow) -> None:
-    if flavor.ram_mib < image.min_ram_mib:
+def check_image_fits(
+    image: str, min_ram_mib: int, min_disk_gib: int, flavor: str, size: Resources
+) -> None:
+    """Refuse a flavor (``flavor`` of ``size``) too small for the image's minimums."""
+    if size.ram_mib < min_ram_mib:
         raise InvalidRequest(
-            f"flavor {flavor.name} has {flavor.ram_mib} MiB RAM; image {image.name} needs at "
-            f"least {image.min_ram_mib} MiB. Choose a larger flavor",
+            f"flavor {flavor} has {size.ram_mib} MiB RAM; image {image} needs at "
+            f"least {min_ram_mib} MiB. Choose a larger flavor",
             field="flavor",
-            limit=image.min_ram_mib,
-            value=flavor.ram_mib,
+            limit=min_ram_mib,
+            value=size.ram_mib,
         )
-    if flavor.disk_gib < image.min_disk_gib:
+    if size.disk_gib < min_disk_gib:
         raise InvalidRequest(
-            f"flavor {flavor.name} has {flavor.disk_gib} GiB disk; image {image.name} needs "
-            f"at least {image.min_disk_gib} GiB. Choose a larger flavor",
+            f"flavor {flavor} has {size.disk_gib} GiB disk; image {image} needs "
+            f"at least {min_disk_gib} GiB. Choose a larger flavor",
             field="flavor",
-            limit=image.min_disk_gib,
-            value=flavor.disk_gib,
+            limit=min_disk_gib,
+            value=size.disk_gib,
         )
 
 

@@ -9,8 +9,10 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 from uuid import uuid4
 
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import Conflict, InvalidRequest, NotFound
@@ -25,7 +27,8 @@ from controlplane.domain.resources import Resources
 from controlplane.scheduler import HostView, Plan
 from controlplane.scheduler.record import Outcome
 from controlplane.schemas.instance import MAX_COUNT
-from controlplane.store import quota
+from controlplane.store import history, quota
+from controlplane.store.audit import note_inserted
 from controlplane.store.instance_base import Hints, S, check_image_fits, to_model
 from controlplane.store.instance_placing import InstancePlacing
 from controlplane.store.org import get_row as get_org_row
@@ -37,10 +40,32 @@ from controlplane.store.tables import (
     ImageRow,
     InstanceActionRow,
     InstanceRow,
+    OrganisationRow,
 )
 from quotas import Usage
 
 log = logging.getLogger(__name__)
+
+#: The project's kind and path, the flavor's sizes and the image's minimums: one
+#: statement on every create (no row: one of them is missing, see ``_refuse``).
+_LOOKUP = (
+    select(
+        OrganisationRow.kind,
+        OrganisationRow.path,
+        FlavorRow.vcpus,
+        FlavorRow.ram_mib,
+        FlavorRow.disk_gib,
+        ImageRow.min_ram_mib,
+        ImageRow.min_disk_gib,
+    )
+    .select_from(OrganisationRow)
+    .join(FlavorRow, FlavorRow.name == bindparam("flavor"))
+    .join(ImageRow, ImageRow.name == bindparam("image"))
+    .where(OrganisationRow.code == bindparam("project"))
+)
+_DC = select(DataCentreRow.code).where(DataCentreRow.code == bindparam("dc"))
+_INSERT_INSTANCES = insert(InstanceRow)
+_INSERT_ACTIONS = insert(InstanceActionRow)
 
 
 @dataclass(frozen=True)
@@ -187,49 +212,50 @@ class InstanceCreation(InstancePlacing):
         now = self.clock()
         count = len(req.names)
         with self.db.transaction() as session:
-            org = get_org_row(session, req.project)
-            if org.kind != OrgKind.PROJECT.value:
-                raise InvalidRequest(
-                    f"instances belong to projects; {req.project!r} is a {org.kind}",
-                    field="project",
-                    value=req.project,
-                )
-            flavor_row = session.get(FlavorRow, req.flavor)
-            if flavor_row is None:
-                raise NotFound("flavor", req.flavor)
-            image_row = session.get(ImageRow, req.image)
-            if image_row is None:
-                raise NotFound("image", req.image)
-            if req.datacentre is not None and session.get(DataCentreRow, req.datacentre) is None:
+            connection = session.connection()
+            found = connection.execute(
+                _LOOKUP, {"project": req.project, "flavor": req.flavor, "image": req.image}
+            ).first()
+            if found is None or found.kind != OrgKind.PROJECT.value:
+                _refuse(session, req)  # names what is missing or wrong
+            assert found is not None
+            amount = Resources(vcpus=found.vcpus, ram_mib=found.ram_mib, disk_gib=found.disk_gib)
+            if (
+                req.datacentre is not None
+                and connection.scalar(_DC, {"dc": req.datacentre}) is None
+            ):
                 raise NotFound("dc", req.datacentre)
-            check_image_fits(image_row, flavor_row)
+            check_image_fits(req.image, found.min_ram_mib, found.min_disk_gib, req.flavor, amount)
             group = find_group(session, req.server_group, req.project) if req.server_group else None
-            amount = Resources(
-                vcpus=flavor_row.vcpus, ram_mib=flavor_row.ram_mib, disk_gib=flavor_row.disk_gib
-            )
             rows = [
-                InstanceRow(
-                    id=str(uuid4()),
-                    name=name,
-                    project=req.project,
-                    org_path=org.path,
-                    flavor=req.flavor,
-                    image=req.image,
-                    vcpus=amount.vcpus,
-                    ram_mib=amount.ram_mib,
-                    disk_gib=amount.disk_gib,
-                    requested_datacentre=req.datacentre,
-                    datacentre=None,
-                    host_id=None,
-                    state=S.PENDING.value,
-                    desired_power=PowerIntent.RUNNING.value,
-                    reboot_seq=0,
-                    created_by=req.actor,
-                    created_at=now,
-                    updated_at=now,
-                    server_group_id=group.id if group is not None else None,
-                    scheduling=req.hints.as_json(),
-                )
+                {
+                    "id": str(uuid4()),
+                    "name": name,
+                    "project": req.project,
+                    "org_path": found.path,
+                    "flavor": req.flavor,
+                    "image": req.image,
+                    "vcpus": amount.vcpus,
+                    "ram_mib": amount.ram_mib,
+                    "disk_gib": amount.disk_gib,
+                    "requested_datacentre": req.datacentre,
+                    "datacentre": None,
+                    "host_id": None,
+                    "state": S.PENDING.value,
+                    "desired_power": PowerIntent.RUNNING.value,
+                    "reboot_seq": 0,
+                    "pending_reason": None,
+                    "fault": None,
+                    "created_by": req.actor,
+                    "created_at": now,
+                    "updated_at": now,
+                    "launched_at": None,
+                    "scheduled_at": None,
+                    "deleted_at": None,
+                    "server_group_id": group.id if group is not None else None,
+                    "placement": None,
+                    "scheduling": req.hints.as_json(),
+                }
                 for name in req.names
             ]
             # Decide before taking any lock, so the root quota row is held only for the
@@ -259,33 +285,67 @@ class InstanceCreation(InstancePlacing):
                         placeable=len(plan.placements),
                         explanation=plan.explanation.model_dump(mode="json"),
                     )
-            charge_many(session, org.path, amount, count, now, rows[0].id)
+            charge_many(session, found.path, amount, count, now, rows[0]["id"])
             claimed: builtins.list[HostView] = []
-            if plan is not None and plan.placements:
-                claimed = self._commit(session, rows, plan, amount, group, req.hints)
             explained = plan.explanation.model_dump(mode="json") if plan is not None else None
+            if plan is not None and plan.placements:
+                claimed = self._claim(session, plan, amount, group, req.hints)
+                placed_at = self.clock()
+                for row, placement in zip(rows, plan.placements, strict=False):
+                    row.update(
+                        state=S.SCHEDULED.value,
+                        host_id=placement.host_id,
+                        datacentre=placement.datacentre,
+                        scheduled_at=placed_at,
+                        updated_at=placed_at,
+                    )
             for row in rows:
-                if row.host_id is None:
-                    row.pending_reason = (
+                row["placement"] = explained
+                if row["host_id"] is None:
+                    row["pending_reason"] = (
                         plan.explanation.message if plan is not None else pending_reason
                     )
-                row.placement = explained
-            session.add_all(rows)
-            session.flush()  # the instance rows exist before their action rows
-            for row in rows:
-                session.add(
-                    InstanceActionRow(
-                        instance_id=row.id,
-                        action="create",
-                        request_id=req.request_id,
-                        actor=req.actor,
-                        started_at=now,
-                    )
-                )
+            # Core inserts (the ORM's unit of work costs more than the whole decision):
+            # the rows, their first history events, their create actions.
+            connection.execute(_INSERT_INSTANCES, rows)
+            history.record_inserted(session, rows)
+            connection.execute(
+                _INSERT_ACTIONS,
+                [
+                    {
+                        "instance_id": row["id"],
+                        "action": "create",
+                        "request_id": req.request_id,
+                        "actor": req.actor,
+                        "started_at": now,
+                        "result": "pending",
+                        "message": "",
+                    }
+                    for row in rows
+                ],
+            )
+            note_inserted(session, InstanceRow.__tablename__, [row["id"] for row in rows])
             names = {h.id: h.name for h in claimed}
-            created = [to_model(r, names.get(r.host_id or "")) for r in rows]
+            created = [
+                to_model(InstanceRow(**row), names.get(row["host_id"] or "")) for row in rows
+            ]
         self.index.patch(claimed)
         if plan is not None:
             outcome: Outcome = "placed" if plan.placements else "pending"
             self._record(outcome, began, count, req.datacentre, plan)
         return created
+
+
+def _refuse(session: Session, req: _Create) -> NoReturn:
+    """Raise the error that explains why ``_LOOKUP`` found nothing usable, checking in
+    the order a user fixes them: project, flavor, image."""
+    org = get_org_row(session, req.project)
+    if org.kind != OrgKind.PROJECT.value:
+        raise InvalidRequest(
+            f"instances belong to projects; {req.project!r} is a {org.kind}",
+            field="project",
+            value=req.project,
+        )
+    if session.get(FlavorRow, req.flavor) is None:
+        raise NotFound("flavor", req.flavor)
+    raise NotFound("image", req.image)

@@ -98,20 +98,18 @@ class InstancePlacing(InstanceBase):
             group=group_view(session, group) if group is not None else None,
         )
 
-    def _commit(
+    def _claim(
         self,
         session: Session,
-        rows: builtins.list[InstanceRow],
         plan: Plan,
         amount: Resources,
         group: ServerGroupRow | None,
         hints: Hints,
     ) -> builtins.list[HostView]:
-        """Claim the plan's hosts for the first ``len(plan.placements)`` rows; returns the
-        claimed hosts' new rows. Raises PlacementConflict when a host no longer has room, is
-        no longer eligible (state, data centre, traits: the snapshot may be older than the
-        transaction), or a hard group rule would break given what concurrent requests
-        committed meanwhile."""
+        """Claim the plan's hosts; returns the claimed hosts' new rows. Raises
+        PlacementConflict when a host no longer has room, is no longer eligible (state, data
+        centre, traits: the snapshot may be older than the transaction), or a hard group
+        rule would break given what concurrent requests committed meanwhile."""
         if group is not None:
             locked = lock_group(session, group.id)
             policy = GroupPolicy(locked.policy)
@@ -135,17 +133,6 @@ class InstancePlacing(InstanceBase):
             if not hints.required_traits <= host.traits or hints.forbidden_traits & host.traits:
                 raise PlacementConflict(f"host {host.name} traits changed since the snapshot")
             claimed.append(host)
-        now = self.clock()
-        for row, placement in zip(rows, plan.placements, strict=False):
-            row.state, row.host_id = S.SCHEDULED.value, placement.host_id
-            # An evacuated instance keeps its first placement time: metering bills one
-            # continuous claim, as its quota stayed charged throughout.
-            row.datacentre, row.scheduled_at, row.pending_reason = (
-                placement.datacentre,
-                row.scheduled_at or now,
-                None,
-            )
-            row.updated_at = now
         return claimed
 
     # -- anti-starvation ------------------------------------------------------------------

@@ -91,7 +91,17 @@ class InstanceRetries(InstancePlacing):
                     )
                     row.placement = plan.explanation.model_dump(mode="json")
                     if plan.placements:
-                        self.index.patch(self._commit(session, [row], plan, amount, group, hints))
+                        self.index.patch(self._claim(session, plan, amount, group, hints))
+                        placement, placed_at = plan.placements[0], self.clock()
+                        row.state, row.host_id = S.SCHEDULED.value, placement.host_id
+                        # An evacuated instance keeps its first placement time: metering
+                        # bills one continuous claim, as its quota stayed charged throughout.
+                        row.datacentre, row.scheduled_at, row.pending_reason = (
+                            placement.datacentre,
+                            row.scheduled_at or placed_at,
+                            None,
+                        )
+                        row.updated_at = placed_at
                         placed += 1
                     else:
                         row.pending_reason = plan.explanation.message

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -78,17 +79,40 @@ def ensure_node(session: Session, org: str) -> QuotaNodeRow:
 
 
 #: Lock the quota rows of a path (``codes``) root first, with their kinds; built once.
+#: Core, not ORM: charging is on every create's path, and the values are read and
+#: written back once.
 _LOCK_PATH = (
-    select(QuotaNodeRow, OrganisationRow.kind)
+    select(
+        QuotaNodeRow.org,
+        OrganisationRow.kind,
+        QuotaNodeRow.usage,
+        QuotaNodeRow.limits,
+        QuotaNodeRow.soft_threshold,
+    )
     .join(OrganisationRow, OrganisationRow.code == QuotaNodeRow.org)
     .where(QuotaNodeRow.org.in_(bindparam("codes", expanding=True)))
     .order_by(func.length(OrganisationRow.path))
     .with_for_update(of=QuotaNodeRow)
-    .execution_options(populate_existing=True)
+)
+_SET_USAGE = (
+    update(QuotaNodeRow)
+    .where(QuotaNodeRow.org == bindparam("node"))
+    .values(usage=bindparam("new_usage"))
+    .execution_options(synchronize_session=False)
 )
 
 
-def _lock_path(session: Session, org_path: str) -> list[tuple[QuotaNodeRow, str]]:
+@dataclass(frozen=True)
+class _Level:
+    """One locked quota row of a path."""
+
+    org: str
+    kind: str
+    usage: Usage
+    limits: Limits
+
+
+def _lock_path(session: Session, org_path: str) -> list[_Level]:
     """Lock the quota rows of every node on ``org_path``, root first; with their kinds.
 
     One ``SELECT ... ORDER BY depth FOR UPDATE OF quota_nodes``: PostgreSQL locks rows in
@@ -96,13 +120,24 @@ def _lock_path(session: Session, org_path: str) -> list[tuple[QuotaNodeRow, str]
     quota row yet get one (unlimited) and the select runs again.
     """
     codes = org_path.split("/")
-    locked = [(row, kind) for row, kind in session.execute(_LOCK_PATH, {"codes": codes})]
+    connection = session.connection()
+    locked = connection.execute(_LOCK_PATH, {"codes": codes}).all()
     if len(locked) < len(codes):
         for code in codes:
             ensure_node(session, code)
-        locked = [(row, kind) for row, kind in session.execute(_LOCK_PATH, {"codes": codes})]
-    assert [row.org for row, _ in locked] == codes, "every node on the path has a quota row"
-    return locked
+        locked = connection.execute(_LOCK_PATH, {"codes": codes}).all()
+    assert [row.org for row in locked] == codes, "every node on the path has a quota row"
+    return [
+        _Level(org, kind, Usage(usage), Limits(limits, soft_threshold=soft))
+        for org, kind, usage, limits, soft in locked
+    ]
+
+
+def _set_usage(session: Session, usage: Mapping[str, Usage]) -> None:
+    """Write the new usage of locked quota rows (one executemany)."""
+    session.connection().execute(
+        _SET_USAGE, [{"node": org, "new_usage": used.as_dict()} for org, used in usage.items()]
+    )
 
 
 def charge(
@@ -140,16 +175,15 @@ def _move(
     off ``shrink`` everywhere; record soft-threshold crossings (``what`` names the cause)."""
     locked = _lock_path(session, org_path)
     result = check(
-        [r.org for r, _ in locked],
-        [k for _, k in locked],
+        [level.org for level in locked],
+        [level.kind for level in locked],
         grow,
-        {r.org: Usage(r.usage) for r, _ in locked},
-        {r.org: _limits(r) for r, _ in locked},
+        {level.org: level.usage for level in locked},
+        {level.org: level.limits for level in locked},
     )
     if not result.ok:
         raise QuotaExceeded(result.message, [v.to_dict() for v in result.violations])
-    for row, _ in locked:
-        row.usage = (Usage(row.usage) + grow - shrink).as_dict()
+    _set_usage(session, {level.org: level.usage + grow - shrink for level in locked})
     for warning in result.soft_warnings:
         if warning.crossed:
             session.add(
@@ -169,8 +203,9 @@ def _move(
 def release(session: Session, org_path: str, resources: Resources) -> None:
     """Give back what one instance of ``resources`` counted, at every level."""
     amount = instance_usage(resources)
-    for row, _ in _lock_path(session, org_path):
-        row.usage = (Usage(row.usage) - amount).as_dict()
+    _set_usage(
+        session, {level.org: level.usage - amount for level in _lock_path(session, org_path)}
+    )
 
 
 def _path_of(org_path: str, node: str) -> str:
