@@ -102,14 +102,17 @@ def fleet_view(session: Session, datacentre: str | None = None) -> FleetView:
     return tuple(host_view(row, row[2] in active) for row in session.execute(query))
 
 
+_PG_EPOCH = text("SELECT last_value, is_called FROM fleet_epoch_seq")
+_SQLITE_EPOCH = text("SELECT n FROM fleet_epoch WHERE id = 1")
+
+
 def read_epoch(session: Session) -> int:
     """The fleet epoch (see the module doc): a sequence on PostgreSQL, a row on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        last, called = session.execute(
-            text("SELECT last_value, is_called FROM fleet_epoch_seq")
-        ).one()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        last, called = connection.execute(_PG_EPOCH).one()
         return int(last) if called else 0
-    return int(session.execute(text("SELECT n FROM fleet_epoch WHERE id = 1")).scalar_one())
+    return int(connection.execute(_SQLITE_EPOCH).scalar_one())
 
 
 class FleetIndex:

@@ -40,7 +40,13 @@ S = InstanceState
 Scheduler = Callable[[Fleet | FleetView, PlacementRequest], Plan]
 
 
-def to_model(row: InstanceRow, host_name: str | None) -> Instance:
+def to_model(
+    row: InstanceRow, host_name: str | None, placement: PlacementExplanation | None = None
+) -> Instance:
+    """The API model of ``row``; ``placement``: its explanation when the caller has it
+    (else it is read back from the row's JSON)."""
+    if placement is None and row.placement:
+        placement = PlacementExplanation.model_validate(row.placement)
     return Instance(
         id=row.id,
         name=row.name,
@@ -63,7 +69,7 @@ def to_model(row: InstanceRow, host_name: str | None) -> Instance:
         updated_at=row.updated_at,
         launched_at=row.launched_at,
         server_group=row.server_group_id,
-        placement=(PlacementExplanation.model_validate(row.placement) if row.placement else None),
+        placement=placement,
     )
 
 

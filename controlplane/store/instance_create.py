@@ -326,8 +326,9 @@ class InstanceCreation(InstancePlacing):
             )
             note_inserted(session, InstanceRow.__tablename__, [row["id"] for row in rows])
             names = {h.id: h.name for h in claimed}
+            why = plan.explanation if plan is not None else None
             created = [
-                to_model(InstanceRow(**row), names.get(row["host_id"] or "")) for row in rows
+                to_model(InstanceRow(**row), names.get(row["host_id"] or ""), why) for row in rows
             ]
         self.index.patch(claimed)
         if plan is not None:
