@@ -91,6 +91,19 @@ class Usage:
         object.__setattr__(self, "items", canonical(merged))
 
     @classmethod
+    def _known(cls, amounts: Mapping[str, int]) -> Usage:
+        """Build from amounts of known dimensions that are non-negative ints (sums,
+        differences and multiples of valid vectors): only the bound is checked. Arithmetic
+        is on every quota charge's path, and full validation cost more than the check."""
+        for d, v in amounts.items():
+            if v > MAX_AMOUNT:
+                raise ValueError(f"{d} must be at most {MAX_AMOUNT}, got {v}")
+        usage = object.__new__(cls)
+        kept = sorted(((d, v) for d, v in amounts.items() if v), key=lambda p: _ORDER[p[0]])
+        object.__setattr__(usage, "items", tuple(kept))
+        return usage
+
+    @classmethod
     def of(cls, **amounts: int) -> Usage:
         """Build from keyword amounts: ``Usage.of(vcpus=4)``."""
         return cls(amounts)
@@ -122,7 +135,7 @@ class Usage:
         out = self.as_dict()
         for d, v in other.items:
             out[d] = out.get(d, 0) + v
-        return Usage(out)
+        return Usage._known(out)
 
     def __sub__(self, other: Usage) -> Usage:
         out = self.as_dict()
@@ -131,11 +144,11 @@ class Usage:
             if left < 0:
                 raise ValueError(f"cannot release {v} {d}: only {out.get(d, 0)} held")
             out[d] = left
-        return Usage(out)
+        return Usage._known(out)
 
     def __mul__(self, count: int) -> Usage:
         check_amount("count", count)
-        return Usage({d: v * count for d, v in self.items})
+        return Usage._known({d: v * count for d, v in self.items})
 
     __rmul__ = __mul__
 

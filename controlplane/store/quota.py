@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import InvalidRequest, NotFound
 from controlplane.domain.instance import InstanceState
-from controlplane.domain.org import within
+from controlplane.domain.org import OrgKind, within
 from controlplane.domain.quota import (
     DimensionLimits,
     QuotaChange,
@@ -78,7 +78,10 @@ def ensure_node(session: Session, org: str) -> QuotaNodeRow:
     return row
 
 
-#: Lock the quota rows of a path (``codes``) root first, with their kinds; built once.
+#: One bind parameter per level of the organisation tree (root, ministry, agency,
+#: project): a fixed ``IN`` list, so the statement is not re-rendered per execution.
+_PATH_PARAMS = tuple(f"level{i}" for i in range(len(OrgKind)))
+#: Lock the quota rows of a path root first, with their kinds; built once.
 #: Core, not ORM: charging is on every create's path, and the values are read and
 #: written back once.
 _LOCK_PATH = (
@@ -90,7 +93,7 @@ _LOCK_PATH = (
         QuotaNodeRow.soft_threshold,
     )
     .join(OrganisationRow, OrganisationRow.code == QuotaNodeRow.org)
-    .where(QuotaNodeRow.org.in_(bindparam("codes", expanding=True)))
+    .where(QuotaNodeRow.org.in_([bindparam(name) for name in _PATH_PARAMS]))
     .order_by(func.length(OrganisationRow.path))
     .with_for_update(of=QuotaNodeRow)
 )
@@ -120,12 +123,14 @@ def _lock_path(session: Session, org_path: str) -> list[_Level]:
     quota row yet get one (unlimited) and the select runs again.
     """
     codes = org_path.split("/")
+    # A shorter path repeats its last code (IN ignores duplicates).
+    params = {name: codes[min(i, len(codes) - 1)] for i, name in enumerate(_PATH_PARAMS)}
     connection = session.connection()
-    locked = connection.execute(_LOCK_PATH, {"codes": codes}).all()
+    locked = connection.execute(_LOCK_PATH, params).all()
     if len(locked) < len(codes):
         for code in codes:
             ensure_node(session, code)
-        locked = connection.execute(_LOCK_PATH, {"codes": codes}).all()
+        locked = connection.execute(_LOCK_PATH, params).all()
     assert [row.org for row in locked] == codes, "every node on the path has a quota row"
     return [
         _Level(org, kind, Usage(usage), Limits(limits, soft_threshold=soft))
