@@ -95,7 +95,7 @@ from controlplane.schemas.schedule import ScheduleRequest, ScheduleResult
 from controlplane.schemas.server_group import ServerGroupCreate
 from controlplane.schemas.sla import MaintenanceWindowCreate, SlaReport
 from controlplane.schemas.usage import UsageReport
-from controlplane.schemas.user import UserCreate, UserCreated, WhoAmI
+from controlplane.schemas.user import UserCreate, UserCreated, UserToken, UserUpdate, WhoAmI
 
 M = TypeVar("M")
 
@@ -105,6 +105,8 @@ _ORG = TypeAdapter(Organisation)
 _ORG_DETAIL = TypeAdapter(OrgDetail)
 _USERS = TypeAdapter(list[User])
 _USER_CREATED = TypeAdapter(UserCreated)
+_USER_TOKEN = TypeAdapter(UserToken)
+_USER = TypeAdapter(User)
 _DCS = TypeAdapter(list[DataCentre])
 _DC = TypeAdapter(DataCentre)
 _FLAVORS = TypeAdapter(list[Flavor])
@@ -294,6 +296,18 @@ class GovcloudClient:
     def create_user(self, body: UserCreate) -> UserCreated:
         """``POST /v1/users``: the new user and its token (shown only once)."""
         return self._send("POST", "/users", _USER_CREATED, body)
+
+    def rotate_token(self, name: str) -> UserToken:
+        """``POST /v1/users/{name}/token``: the user and its new token (shown only once)."""
+        return self._send("POST", f"/users/{_seg(name)}/token", _USER_TOKEN)
+
+    def update_user(self, name: str, body: UserUpdate) -> User:
+        """``PATCH /v1/users/{name}``: give the user another role."""
+        return self._send("PATCH", f"/users/{_seg(name)}", _USER, body)
+
+    def delete_user(self, name: str) -> None:
+        """``DELETE /v1/users/{name}``."""
+        self._request("DELETE", f"/users/{_seg(name)}")
 
     # -- catalogue -------------------------------------------------------------------------
 

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
-from controlplane.cli.context import api, cli_env
-from controlplane.cli.errors import CliProblem, ExitCode, validated
+from controlplane.cli.context import api
+from controlplane.cli.errors import CliProblem, validated
+from controlplane.cli.follow import follow
 from controlplane.cli.output import (
     Column,
     OutputFormat,
@@ -44,8 +45,6 @@ from controlplane.domain.migration import DEFAULT_MAX_PARALLEL
 from controlplane.domain.resources import Resources
 
 DEFAULT_TIMEOUT_S = 3600.0
-#: Exit code after Ctrl-C (the shell's convention for SIGINT).
-INTERRUPTED = 130
 
 
 def _gib(mib: int) -> str:
@@ -195,50 +194,39 @@ def progress(item: Consolidation) -> str:
 
 def _hint(code: str) -> str:
     return (
-        f"\n  watch it:  govcloud dc consolidate {code} --show --wait"
+        f"watch it:  govcloud dc consolidate {code} --show --wait"
         f"\n  pause it:  govcloud dc consolidate {code} --pause"
     )
 
 
-def follow(
+def follow_consolidation(
     ctx: typer.Context, client: GovcloudClient, item: Consolidation, timeout_s: float
 ) -> Consolidation:
-    """Poll until the consolidation is no longer running, printing each step that ends
-    and a progress line whenever it changes. Ctrl-C stops following only."""
-    env = cli_env(ctx)
-    deadline = env.clock() + timeout_s
+    """Follow the consolidation until it is no longer running, printing each step that
+    ends and a progress line whenever it changes. Ctrl-C stops following only."""
     seen = {s.seq: s.state for s in item.steps}
-    last = ""
-    try:
-        while True:
-            for step in item.steps:
-                if step.state is not seen.get(step.seq) and step.state is not StepState.PENDING:
-                    seen[step.seq] = step.state
-                    message = f" ({step.message})" if step.message else ""
-                    note(
-                        f"  #{step.seq} {step.instance_name} {step.source} -> {step.target}: "
-                        f"{step.state.value}{message}"
-                    )
-            line = f"  {progress(item)}  [{item.state.value}]"
-            if line != last:
-                note(line)
-                last = line
-            if item.state is not ConsolidationState.RUNNING:
-                return item
-            if env.clock() >= deadline:
-                raise CliProblem(
-                    f"consolidation of {item.datacentre} still running after {timeout_s:.0f} s",
-                    hint=f"it carries on in the control plane:{_hint(item.datacentre)}",
-                    code=ExitCode.TIMEOUT,
+
+    def report(current: Consolidation) -> str:
+        for step in current.steps:
+            if step.state is not seen.get(step.seq) and step.state is not StepState.PENDING:
+                seen[step.seq] = step.state
+                message = f" ({step.message})" if step.message else ""
+                note(
+                    f"  #{step.seq} {step.instance_name} {step.source} -> {step.target}: "
+                    f"{step.state.value}{message}"
                 )
-            env.sleep(env.poll_interval_s)
-            item = client.get_consolidation(item.datacentre)
-    except KeyboardInterrupt:
-        note(
-            f"Stopped following. Consolidation {item.id} carries on in the control plane:"
-            f"{_hint(item.datacentre)}"
-        )
-        raise typer.Exit(INTERRUPTED) from None
+        return f"  {progress(current)}  [{current.state.value}]"
+
+    return follow(
+        ctx,
+        item,
+        fetch=lambda c: client.get_consolidation(c.datacentre),
+        ongoing=lambda c: c.state.value if c.state is ConsolidationState.RUNNING else None,
+        progress=report,
+        subject=f"consolidation {item.id} of {item.datacentre}",
+        hint=_hint(item.datacentre),
+        timeout_s=timeout_s,
+    )
 
 
 def consolidate(
@@ -303,7 +291,7 @@ def consolidate(
             item = client.steer_consolidation(code, action)
             note(f"Consolidation {item.id} of {code} is {item.state.value}.")
         if (resume if wait is None else wait) and item.state in OPEN_STATES:
-            item = follow(ctx, client, item, timeout)
+            item = follow_consolidation(ctx, client, item, timeout)
         print_status(item, output)
         return
     body = validated(
@@ -317,7 +305,7 @@ def consolidate(
         f"a time (consolidation {item.id})."
     )
     if wait is None or wait:
-        item = follow(ctx, client, item, timeout)
+        item = follow_consolidation(ctx, client, item, timeout)
     print_status(item, output)
 
 

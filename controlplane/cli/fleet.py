@@ -1,7 +1,7 @@
 """Moving workload between hosts from the command line: ``server migrate``, ``host drain``
 / ``undrain`` / ``maintenance`` / ``drains``, and ``dc evacuate`` (registered on those
 command groups). ``--wait`` follows a migration or a drain until it ends, printing
-progress lines. See docs/fleet.md."""
+progress lines (``cli/follow.py``). See docs/fleet.md."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 
 from controlplane.cli.context import api, cli_env
 from controlplane.cli.errors import CliProblem, ExitCode, validated
+from controlplane.cli.follow import follow
 from controlplane.cli.maintenance import parse_time
 from controlplane.cli.output import Column, OutputFormat, OutputOpt, emit_list, emit_one, note
 from controlplane.client import GovcloudClient
@@ -34,6 +35,8 @@ MaxParallel = Annotated[
     typer.Option("--max-parallel", min=1, max=64, help="migrations in flight at once"),
 ]
 HostArg = Annotated[str, typer.Argument(metavar="HOST", help="the host's name or id")]
+#: Phases in which a migration is still moving.
+_MOVING = (MigrationPhase.PREPARING, MigrationPhase.HANDOFF)
 
 DRAIN_COLUMNS: list[Column[Drain]] = [
     Column("ID", lambda d: d.id),
@@ -60,26 +63,18 @@ def progress_line(drain: Drain) -> str:
 def follow_drain(
     ctx: typer.Context, client: GovcloudClient, drain: Drain, timeout_s: float
 ) -> Drain:
-    """Poll the drain, printing a line whenever its progress changes, until it ends (a
-    drain of a host ends empty; exit 6 after ``timeout_s``)."""
-    env = cli_env(ctx)
-    deadline = env.clock() + timeout_s
-    last = ""
-    while True:
-        drain = client.get_drain(drain.id)
-        line = progress_line(drain)
-        if line != last:
-            note(line)
-            last = line
-        if drain.state is not DrainState.RUNNING:
-            return drain
-        if env.clock() >= deadline:
-            raise CliProblem(
-                f"drain of {drain.subject_name} still running after {timeout_s:.0f} s",
-                hint=f"it carries on: follow it with `govcloud host drains {drain.subject_name}`",
-                code=ExitCode.TIMEOUT,
-            )
-        env.sleep(env.poll_interval_s)
+    """Follow the drain until it ends (a drain of a host ends empty; exit 6 after
+    ``timeout_s``)."""
+    return follow(
+        ctx,
+        client.get_drain(drain.id),
+        fetch=lambda d: client.get_drain(d.id),
+        ongoing=lambda d: d.state.value if d.state is DrainState.RUNNING else None,
+        progress=progress_line,
+        subject=f"drain of {drain.subject_name}",
+        hint=f"follow it with `govcloud host drains {drain.subject_name}`",
+        timeout_s=timeout_s,
+    )
 
 
 def migrate(
@@ -121,23 +116,26 @@ def migrate(
 def _follow_migration(
     ctx: typer.Context, client: GovcloudClient, mig: Migration, timeout_s: float
 ) -> Migration:
-    env = cli_env(ctx)
-    began = env.clock()
-    deadline = began + timeout_s
-    phase = mig.phase
-    while mig.phase in (MigrationPhase.PREPARING, MigrationPhase.HANDOFF):
-        if env.clock() >= deadline:
-            raise CliProblem(
-                f"migration of {mig.instance_name} still {mig.phase.value} after {timeout_s:.0f} s",
-                hint="it carries on (or is rolled back by the control plane's timeout)",
-                code=ExitCode.TIMEOUT,
-            )
-        env.sleep(env.poll_interval_s)
-        mig = client.get_migration(mig.id)
-        if mig.phase is not phase:
-            note(f"  {mig.phase.value}  {env.clock() - began:.1f}s  {mig.message}")
-            phase = mig.phase
-    return mig
+    clock = cli_env(ctx).clock
+    began = clock()
+    lines: dict[MigrationPhase, str] = {}
+
+    def progress(m: Migration) -> str:  # a line per phase, when the phase is first seen
+        return lines.setdefault(m.phase, f"  {m.phase.value}  {clock() - began:.1f}s  {m.message}")
+
+    return follow(
+        ctx,
+        mig,
+        fetch=lambda m: client.get_migration(m.id),
+        ongoing=lambda m: m.phase.value if m.phase in _MOVING else None,
+        progress=progress,
+        subject=f"migration of {mig.instance_name}",
+        hint=(
+            f"`govcloud server show {mig.instance_id}` shows it (the control plane's "
+            "timeout rolls it back)"
+        ),
+        timeout_s=timeout_s,
+    )
 
 
 def drain(

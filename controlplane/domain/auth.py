@@ -109,18 +109,57 @@ def require_mutate(principal: Principal, org_path: str) -> None:
         )
 
 
-def require_user_admin(principal: Principal, org_path: str, role: Role) -> None:
-    """Platform-admins manage any user; ministry-admins manage non-admin users below them."""
+#: The roles a role may give, and so the users it may manage, within its scope.
+GRANTS: dict[Role, tuple[Role, ...]] = {
+    Role.PLATFORM_ADMIN: tuple(Role(r.value) for r in UserRole),
+    Role.MINISTRY_ADMIN: (Role.MEMBER, Role.AUDITOR),
+}
+
+
+def require_user_admin(
+    principal: Principal, org_path: str, role: Role, *, field: str = "role"
+) -> None:
+    """Platform-admins manage any user; ministry-admins manage member and auditor users
+    below them. ``role`` is the role given (``field`` ``role``) or the one a managed user
+    holds (``user.role``), so nobody gives or takes a role above what they may grant."""
     require_mutate(principal, org_path)
-    if principal.role is Role.PLATFORM_ADMIN:
+    allowed = GRANTS.get(principal.role, ())
+    if role in allowed:
         return
-    if principal.role is Role.MINISTRY_ADMIN and role in (Role.MEMBER, Role.AUDITOR):
-        return
+    limit = [r.value for r in allowed]
+    may = f"only users with role {' or '.join(limit)}" if limit else "no users"
     raise Forbidden(
-        f"{principal.role.value} may not create users with role {role.value}",
+        f"{field}: {principal.role.value} {principal.name!r} may manage {may}, not {role.value}",
+        field=field,
+        limit=limit,
+        value=role.value,
         role=principal.role.value,
-        requested_role=role.value,
     )
+
+
+def require_token_rotation(principal: Principal, user: User) -> None:
+    """Everyone may rotate their own token; user admins also those of users they manage."""
+    if principal.name != user.name:
+        require_user_admin(principal, user.org_path, user.role, field="user.role")
+
+
+def require_role_change(principal: Principal, user: User, role: Role) -> None:
+    """Change a role only of a user one manages, and only to a role one may grant."""
+    require_user_admin(principal, user.org_path, user.role, field="user.role")
+    require_user_admin(principal, user.org_path, role)
+
+
+def require_user_deletion(principal: Principal, user: User) -> None:
+    """Delete only users one manages, and never oneself (the session would be cut off
+    with no one to undo it)."""
+    if principal.name == user.name:
+        raise Forbidden(
+            f"name: {principal.name!r} may not delete their own user; ask another admin",
+            field="name",
+            limit="another user than the caller",
+            value=user.name,
+        )
+    require_user_admin(principal, user.org_path, user.role, field="user.role")
 
 
 def require_agent_for(principal: Principal, host_id: str) -> None:

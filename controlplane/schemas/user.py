@@ -1,4 +1,4 @@
-"""User requests and the one-time token response."""
+"""User requests (create, change the role) and the one-time token responses."""
 
 from __future__ import annotations
 
@@ -17,11 +17,21 @@ class UserCreate(Strict):
     organisation: Code
 
 
-class UserCreated(BaseModel):
-    """The new user and its bearer token (shown only this once)."""
+class UserUpdate(Strict):
+    """A user's new role (``PATCH /v1/users/{name}``)."""
+
+    role: UserRole
+
+
+class UserToken(BaseModel):
+    """A user and its new bearer token (shown only this once)."""
 
     user: User
     token: str
+
+
+class UserCreated(UserToken):
+    """The new user and its bearer token (shown only this once)."""
 
 
 class WhoAmI(BaseModel):

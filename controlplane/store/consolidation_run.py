@@ -1,6 +1,6 @@
 """Executing stored consolidation plans: the consolidation loop's pass
 (``ConsolidationRunner.advance``), and the step/host helpers ``store/consolidation.py``
-shares.
+(and ``store/drain.py``: which consolidation empties a host) share.
 
 Each pass, per open consolidation: steps whose migration ended become done/failed; a
 running consolidation then starts pending steps in plan order, up to ``max_parallel`` in
@@ -87,6 +87,20 @@ def hosts_of(session: Session, cid: str) -> Sequence[ConsolidationHostRow]:
         .where(ConsolidationHostRow.consolidation_id == cid)
         .order_by(ConsolidationHostRow.host_name)
     ).all()
+
+
+def emptying(session: Session, host_id: str) -> ConsolidationRow | None:
+    """The open (running or paused) consolidation that is emptying ``host_id``, if any."""
+    return session.scalar(
+        select(ConsolidationRow)
+        .join(ConsolidationHostRow, ConsolidationHostRow.consolidation_id == ConsolidationRow.id)
+        .where(
+            ConsolidationHostRow.host_id == host_id,
+            ConsolidationHostRow.outcome == HostOutcome.EMPTYING.value,
+            ConsolidationRow.state.in_(_OPEN),
+        )
+        .limit(1)
+    )
 
 
 def release_host(session: Session, cid: str, ch: ConsolidationHostRow, why: str) -> None:

@@ -6,6 +6,12 @@ the progress; the work itself is what the store shows each pass: the movable ins
 still on the subject, and the drain's migrations in flight. So a control plane that
 restarts simply carries on, and two replicas advancing the same drain at once only race
 on the instance row lock (one start wins; the loser sees the instance MIGRATING).
+
+A host drain keeps running while its host is SUSPECT or DOWN (on its way back to
+DRAINING, ``hosts.return_state``): nothing can move off a silent host, so it waits and
+carries on when the host reports again (a DOWN host is evacuation's business; if that
+empties it, the drain finishes and the host returns in the drain's end state). A host
+that an open consolidation is emptying is not drained (``host.consolidating``).
 """
 
 from __future__ import annotations
@@ -21,9 +27,16 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from controlplane.domain.datacentre import DataCentreState
-from controlplane.domain.errors import GovcloudError, InvalidRequest, InvalidState, NotFound
+from controlplane.domain.errors import (
+    Conflict,
+    GovcloudError,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+)
 from controlplane.domain.host import LIVENESS_STATES, HostState
 from controlplane.domain.instance import InstanceState
+from controlplane.domain.liveness import returns_to
 from controlplane.domain.migration import (
     DEFAULT_MAX_PARALLEL,
     IN_FLIGHT,
@@ -33,6 +46,7 @@ from controlplane.domain.migration import (
     MigrationPhase,
     batch_size,
 )
+from controlplane.store.consolidation_run import emptying
 from controlplane.store.db import Database
 from controlplane.store.maintenance import MaintenanceRepo
 from controlplane.store.migration import MOVABLE, MigrationRepo
@@ -41,6 +55,8 @@ from controlplane.store.tables import DataCentreRow, DrainRow, HostRow, Instance
 log = logging.getLogger(__name__)
 S = InstanceState
 _IN_FLIGHT = [p.value for p in IN_FLIGHT]
+#: Host states a maintenance drain leaves for ACTIVE when its window ends.
+_MAINTAINED = (HostState.MAINTENANCE.value, HostState.DRAINING.value)
 #: Most instances one pass tries to start per drain (bounds a pass when nothing fits).
 _TRIES_PER_PASS = 20
 
@@ -53,6 +69,34 @@ class DrainPass:
     finished: list[str] = field(default_factory=list)
     rolled_back: list[str] = field(default_factory=list)
     blocked: dict[str, str] = field(default_factory=dict)
+
+
+def _administrative(host: HostRow) -> str:
+    """The host's administrative state: its state, or while it is SUSPECT or DOWN the
+    state its next heartbeat returns it to (``hosts.return_state``)."""
+    if HostState(host.state) in LIVENESS_STATES:
+        return returns_to(HostState(host.return_state) if host.return_state else None).value
+    return host.state
+
+
+def _refuse_consolidating(session: Session, host: HostRow) -> None:
+    """A host that an open consolidation is emptying is not drained as well (the
+    consolidation would skip the drain's moves, but two owners of one host confuse)."""
+    holder = emptying(session, host.id)
+    if holder is None:
+        return
+    dc = holder.datacentre
+    raise Conflict(
+        f"host {host.name} is being emptied by consolidation {holder.id} of {dc} "
+        f"({holder.state}); see it with `govcloud dc consolidate {dc} --show`, or cancel "
+        f"it with `govcloud dc consolidate {dc} --cancel` (hosts not yet powered down "
+        "return to active) and drain the host then",
+        code="host.consolidating",
+        host=host.name,
+        consolidation=holder.id,
+        datacentre=dc,
+        state=holder.state,
+    )
 
 
 def _subject_filter(row: DrainRow) -> ColumnElement[bool]:
@@ -108,6 +152,7 @@ class DrainRepo:
                     host=row.name,
                     state=row.state,
                 )
+            _refuse_consolidating(session, row)
             self._supersede(session, DrainKind.HOST, row.id, now)
             row.state = HostState.DRAINING.value
             drain = DrainRow(
@@ -151,15 +196,19 @@ class DrainRepo:
             reason=reason or "host maintenance",
             actor=actor,
         )
-        return self.drain_host(
-            host,
-            actor=actor,
-            max_parallel=max_parallel,
-            end_state=HostState.MAINTENANCE,
-            until=until,
-            reason=reason,
-            window=window.id,
-        )
+        try:
+            return self.drain_host(
+                host,
+                actor=actor,
+                max_parallel=max_parallel,
+                end_state=HostState.MAINTENANCE,
+                until=until,
+                reason=reason,
+                window=window.id,
+            )
+        except GovcloudError:  # refused: no window for maintenance that does not happen
+            self.maintenance.delete(window.id)
+            raise
 
     def undrain(self, host: str, *, actor: str) -> Drain | None:
         """Back to ACTIVE; a running drain is cancelled (moves in flight still finish).
@@ -337,7 +386,7 @@ class DrainRepo:
             drain = session.get(DrainRow, drain_id)
             if drain is None:
                 return
-            stuck = self._stuck(session, drain)
+            stuck = self._silent(session, drain) or self._stuck(session, drain)
             message = "; ".join(problems[:3] + stuck)
             drain.message = message[:2000]
             if message:
@@ -355,6 +404,12 @@ class DrainRepo:
                 if host is not None and host.state == HostState.DRAINING.value:
                     host.state = drain.end_state
                     drain.message = f"empty; host is {drain.end_state}"
+                elif host is not None and _administrative(host) == HostState.DRAINING.value:
+                    host.return_state = drain.end_state  # emptied by evacuation meanwhile
+                    drain.message = (
+                        f"empty; host is {host.state} and becomes {drain.end_state} when it "
+                        "reports again"
+                    )
             else:
                 drain.message = (
                     f"empty; data centre {drain.subject} stays draining (retire it when ready)"
@@ -375,11 +430,10 @@ class DrainRepo:
             )
             for drain in due:
                 host = session.get(HostRow, drain.subject, with_for_update=True)
-                if host is not None and host.state in (
-                    HostState.MAINTENANCE.value,
-                    HostState.DRAINING.value,
-                ):
+                if host is not None and host.state in _MAINTAINED:
                     host.state = HostState.ACTIVE.value
+                elif host is not None and _administrative(host) in _MAINTAINED:
+                    host.return_state = HostState.ACTIVE.value  # back to active when it reports
                 drain.state = DrainState.ENDED.value
                 drain.finished_at = drain.finished_at or now
                 drain.message = "maintenance window ended; host active again"
@@ -401,10 +455,11 @@ class DrainRepo:
         """Why the subject is no longer draining (None while it is)."""
         if drain.kind == DrainKind.HOST.value:
             host = session.get(HostRow, drain.subject)
-            state = host.state if host is not None else "gone"
-            if state in (HostState.DRAINING.value, HostState.SUSPECT.value):
+            if host is None:
+                return f"host {drain.subject_name} is gone"
+            if _administrative(host) == HostState.DRAINING.value:
                 return None
-            return f"host {drain.subject_name} is {state}"
+            return f"host {drain.subject_name} is {host.state}"
         dc = session.get(DataCentreRow, drain.subject)
         dc_state = dc.state if dc is not None else "gone"
         if dc_state == DataCentreState.DRAINING.value:
@@ -421,6 +476,17 @@ class DrainRepo:
             )
             or 0
         )
+
+    @staticmethod
+    def _silent(session: Session, drain: DrainRow) -> builtins.list[str]:
+        """Why a host drain waits while its host is SUSPECT or DOWN (empty otherwise)."""
+        host = session.get(HostRow, drain.subject) if drain.kind == DrainKind.HOST.value else None
+        if host is None or HostState(host.state) not in LIVENESS_STATES:
+            return []
+        return [
+            f"host {host.name} is {host.state}: its instances move once it reports again "
+            "(a down host is evacuated if its data centre restarts elsewhere)"
+        ]
 
     @staticmethod
     def _stuck(session: Session, drain: DrainRow) -> builtins.list[str]:

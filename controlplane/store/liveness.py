@@ -9,8 +9,8 @@ records the change, so the downtime counts from that moment. Replicas racing on 
 host are harmless: the second finds nothing left to change. The sweep remembers the
 host's administrative state (``hosts.return_state``); the next heartbeat
 (``HostRepo.heartbeat`` calls :func:`back_from_silence`) returns the host there (ACTIVE,
-or DRAINING with its drain resumed) and wakes its agent, whose full status report then
-replaces UNKNOWN with what really runs.
+or DRAINING, its drain having kept running) and wakes its agent, whose full status report
+then replaces UNKNOWN with what really runs.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from sqlalchemy.orm import Session
 from controlplane.domain.host import HostState
 from controlplane.domain.instance import InstanceState
 from controlplane.domain.liveness import WATCHED, LivenessPolicy, assess, remembered, returns_to
-from controlplane.domain.migration import DrainKind, DrainState
 from controlplane.store.db import Database
-from controlplane.store.tables import DrainRow, HostRow, InstanceActionRow, InstanceRow
+from controlplane.store.tables import HostRow, InstanceActionRow, InstanceRow
 
 log = logging.getLogger(__name__)
 #: Instance states that become UNKNOWN when their host goes DOWN.
@@ -127,32 +126,26 @@ def _recorded(row: HostRow) -> HostState | None:
     return HostState(row.return_state) if row.return_state else None
 
 
-def back_from_silence(session: Session, row: HostRow, silent_since: datetime | None) -> None:
-    """A SUSPECT/DOWN host reported again: return it to the state it was left in.
+def back_from_silence(
+    session: Session,  # noqa: ARG001 - the heartbeat's transaction; nothing else changes
+    row: HostRow,
+    silent_since: datetime | None,
+) -> None:
+    """A SUSPECT/DOWN host reported again (its previous heartbeat at ``silent_since``):
+    return it to the state it was left in.
 
-    Called by the heartbeat, in its transaction, with the previous heartbeat time. A host
-    that was DRAINING goes back to DRAINING, and the drain the drain loop cancelled while
-    the host was DOWN (it cancels drains whose host is no longer draining) runs again, so
-    the host is emptied as the operator asked instead of taking placements.
+    Called by the heartbeat, in its transaction. A host that was DRAINING goes back to
+    DRAINING, so it takes no placements; its drain kept running through the outage (the
+    drain loop waits while the host is silent) and carries on moving the instances once
+    the agent has reported them again.
     """
     was = row.state
     back = returns_to(_recorded(row))
     row.state, row.return_state = back.value, None
-    if back is not HostState.DRAINING:
-        return
-    drain = session.scalar(
-        select(DrainRow)
-        .where(DrainRow.kind == DrainKind.HOST.value, DrainRow.subject == row.id)
-        .order_by(DrainRow.started_at.desc())
-        .limit(1)
-        .with_for_update()
+    log.info(
+        "host=%s reports again after being %s (silent since %s); back to %s",
+        row.name,
+        was,
+        silent_since,
+        back.value,
     )
-    if (
-        drain is not None
-        and drain.state == DrainState.CANCELLED.value
-        and drain.finished_at is not None
-        and (silent_since is None or drain.finished_at >= silent_since)
-    ):
-        log.warning("host=%s back from %s; resuming drain %s", row.name, was, drain.id)
-        drain.state, drain.finished_at = DrainState.RUNNING.value, None
-        drain.message = f"resumed: host {row.name} reports again after being {was}"

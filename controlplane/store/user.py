@@ -1,5 +1,7 @@
-"""Users and credentials: token hashes for users and host agents, and the short-lived
-cache of verified principals that keeps authentication off the database on hot paths."""
+"""Users and credentials: user accounts (create, rotate a token, change a role, delete,
+with the caller judged against the locked row and the last platform-admin always kept),
+token hashes for users and host agents, and the short-lived cache of verified principals
+that keeps authentication off the database on hot paths."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from controlplane.domain.auth import Principal, Role, User
 from controlplane.domain.errors import AlreadyExists, Conflict, NotFound, Unauthenticated
@@ -23,6 +26,33 @@ from controlplane.store.tables import HostRow, UserRow
 DEFAULT_TTL_S = 5.0
 #: At most this many tokens are remembered (oldest dropped first).
 MAX_ENTRIES = 4096
+
+
+#: Judges the caller against the locked user row (raises to refuse).
+Authorize = Callable[[User], None]
+
+
+def _anyone(user: User) -> None:
+    """No check (for callers that decided already, e.g. tests and scripts)."""
+
+
+def _keep_a_platform_admin(
+    session: Session, row: UserRow, *, field: str, value: str, change: str
+) -> None:
+    """Refuse to take the platform-admin role from the last user who has it (the rows
+    are locked by :meth:`UserRepo._lock_for_change`)."""
+    if row.role != Role.PLATFORM_ADMIN.value:
+        return
+    admins = session.scalar(select(func.count()).where(UserRow.role == Role.PLATFORM_ADMIN.value))
+    if (admins or 0) <= 1:
+        raise Conflict(
+            f"{field}: {row.name!r} is the last platform-admin and cannot {change} (at "
+            "least 1 platform-admin must remain); make another user platform-admin first",
+            code="user.last_platform_admin",
+            field=field,
+            limit="at least 1 platform-admin",
+            value=value,
+        )
 
 
 def _model(row: UserRow) -> User:
@@ -86,7 +116,7 @@ class PrincipalCache:
 
 
 class UserRepo:
-    """Create users, issue, rotate and revoke their tokens, change their roles, and turn a
+    """Create, list and delete users, rotate their tokens, change their roles, and turn a
     bearer token into a Principal (through :class:`PrincipalCache`)."""
 
     def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
@@ -133,8 +163,9 @@ class UserRepo:
             )
             return [_model(r) for r in rows]
 
-    def rotate_token(self, name: str) -> str:
-        """Revoke ``name``'s token and issue a new one (returned once, stored hashed).
+    def rotate_token(self, name: str, authorize: Authorize = _anyone) -> str:
+        """Revoke ``name``'s token and issue a new one (returned once, stored hashed);
+        ``authorize`` judges the caller against the locked user first.
 
         The old token stops working at once on this replica and within the cache TTL on
         the others.
@@ -144,20 +175,52 @@ class UserRepo:
             row = session.get(UserRow, name, with_for_update=True)
             if row is None:
                 raise NotFound("user", name)
+            authorize(_model(row))
             old, row.token_hash = row.token_hash, hash_token(token)
         self.cache.drop(digest=old, name=name)
         return token
 
-    def set_role(self, name: str, role: Role) -> User:
-        """Give ``name`` another role; cached principals of the user are dropped."""
+    def set_role(self, name: str, role: Role, authorize: Authorize = _anyone) -> User:
+        """Give ``name`` another role (never taking the last platform-admin's);
+        ``authorize`` judges the caller against the locked user first. Cached principals
+        of the user are dropped."""
         with self.db.transaction() as session:
-            row = session.get(UserRow, name, with_for_update=True)
-            if row is None:
-                raise NotFound("user", name)
+            row = self._lock_for_change(session, name, authorize)
+            if role is not Role.PLATFORM_ADMIN:
+                _keep_a_platform_admin(
+                    session, row, field="role", value=role.value, change=f"become {role.value}"
+                )
             row.role = role.value
             user = _model(row)
         self.cache.drop(name=name)
         return user
+
+    def delete(self, name: str, authorize: Authorize = _anyone) -> None:
+        """Delete ``name`` (never the last platform-admin); its token stops working at
+        once on this replica and within the cache TTL on the others. Audit events, and
+        the ``created_by`` of what the user made, keep the name as text."""
+        with self.db.transaction() as session:
+            row = self._lock_for_change(session, name, authorize)
+            _keep_a_platform_admin(session, row, field="name", value=name, change="be deleted")
+            digest = row.token_hash
+            session.delete(row)
+        self.cache.drop(digest=digest, name=name)
+
+    @staticmethod
+    def _lock_for_change(session: Session, name: str, authorize: Authorize) -> UserRow:
+        """Lock every platform-admin (by name), then ``name``: one lock order, so two
+        changes can never each leave the other the last platform-admin."""
+        session.scalars(
+            select(UserRow.name)
+            .where(UserRow.role == Role.PLATFORM_ADMIN.value)
+            .order_by(UserRow.name)
+            .with_for_update()
+        ).all()
+        row = session.get(UserRow, name, with_for_update=True)
+        if row is None:
+            raise NotFound("user", name)
+        authorize(_model(row))
+        return row
 
     def authenticate(self, token: str) -> Principal:
         """The user or host agent that ``token`` belongs to (cached for a short TTL)."""

@@ -5,6 +5,10 @@
 - ``libvirt_uri`` (module): URI of a sandboxed root libvirtd of its own, stopped with all its
   guests after the module.
 - ``conn``: an open ``libvirt.virConnect`` to that daemon, closed after the test.
+- ``cp``: a control plane served on loopback for the enrolment tests
+  (:func:`tests.e2e.enrolkit.control_plane`); every agent started under the test's
+  ``tmp_path`` is killed afterwards. ``test_enrol_ssh.py`` overrides it with one on its
+  namespace's gateway.
 
 Real VMs need root (CI runs as root; the scripts install missing apt packages). Without
 root these fixtures skip with the reason, unless ``GOVCLOUD_REQUIRE_E2E=1`` (then they fail).
@@ -19,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.enrolkit import ControlPlane, control_plane, kill_agents_under
 from tests.e2e.realvirt import ensure_tiny_guest, start_libvirtd, stop_libvirtd, unavailable_reason
 
 
@@ -60,3 +65,13 @@ def conn(libvirt_uri: str) -> Iterator[Any]:
         yield connection
     finally:
         connection.close()
+
+
+@pytest.fixture
+def cp(tmp_path: Path) -> Iterator[ControlPlane]:
+    """A control plane; every agent started under ``tmp_path`` is killed afterwards."""
+    try:
+        with control_plane(tmp_path) as plane:
+            yield plane
+    finally:
+        kill_agents_under(tmp_path)

@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,23 +23,12 @@ import pytest
 from tests.e2e.enrolkit import (
     DC,
     ControlPlane,
-    control_plane,
     govcloud,
-    kill_agents_under,
     processes_under,
 )
 from tests.e2e.test_enrol_local import write_inventory
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cp(tmp_path: Path) -> Iterator[ControlPlane]:
-    try:
-        with control_plane(tmp_path) as plane:
-            yield plane
-    finally:
-        kill_agents_under(tmp_path)
 
 
 def _cmdline(pid: int) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +22,12 @@ import pytest
 from tests.e2e.enrolkit import (
     DC,
     ControlPlane,
-    control_plane,
     govcloud,
-    kill_agents_under,
     processes_under,
     supervisor_running,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cp(tmp_path: Path) -> Iterator[ControlPlane]:
-    """A control plane; every agent started under ``tmp_path`` is killed afterwards."""
-    try:
-        with control_plane(tmp_path) as plane:
-            yield plane
-    finally:
-        kill_agents_under(tmp_path)
 
 
 def write_inventory(tmp_path: Path, *hosts: str) -> Path:
