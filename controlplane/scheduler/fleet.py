@@ -10,8 +10,9 @@ data centre and trait set as small integer codes into per-fleet vocabularies, an
 CRC-32 and byte length of its name (for the seeded tie-break).
 
 Fleets are never modified. The store's fleet index derives the next snapshot from the last:
-:meth:`Fleet.replace` copies the columns (a memcpy) and patches the few changed positions
-(the host tuple itself is patched lazily, so no per-host Python work happens),
+:meth:`Fleet.replace` copies the columns that change (a memcpy; the others are shared, as
+every column is read-only) and patches the few changed positions (the host tuple itself is
+patched lazily, so no per-host Python work happens),
 :meth:`Fleet.without` drops deleted hosts and :meth:`Fleet.only` gives one data centre's
 hosts (memoised). Derived values that cost a sort or a table (the id index, name order,
 seeded tie-breaks) are computed on first use and carried over while they stay valid.
@@ -195,6 +196,9 @@ class Fleet:
         columns: dict[str, NDArray[Any]] = {}
         for name in ("usable", "used", *(c for c, _dtype in _COLUMNS)):
             old: NDArray[Any] = getattr(self, name)
+            if size == n and np.array_equal(old[..., positions], patch[name]):
+                columns[name] = old  # unchanged (a claim changes ``used`` only): shared
+                continue
             if size == n:
                 column = old.copy()  # a memcpy
             else:
