@@ -44,6 +44,10 @@ class StagedAudit:
 _STAGED: ContextVar[StagedAudit | None] = ContextVar("govcloud_staged_audit", default=None)
 
 
+#: Built once: an audit row is inserted by every mutating call.
+_INSERT = insert(AuditEventRow)
+
+
 def _row(event_: AuditEvent) -> dict[str, Any]:
     return event_.model_dump(exclude={"id"})
 
@@ -69,7 +73,7 @@ def _install(db: Database) -> None:
             return  # a read-only or unrelated transaction of the same call
         staged.staged = staged.build(ids)
         staged.staged_in = session
-        session.execute(insert(AuditEventRow).values(**_row(staged.staged)))
+        session.connection().execute(_INSERT, _row(staged.staged))
 
     def after_commit(session: Session) -> None:
         staged = _STAGED.get()
@@ -119,7 +123,7 @@ class AuditRepo:
     def append(self, event: AuditEvent) -> None:
         """Record one event in its own transaction (its ``id`` is assigned by the database)."""
         with self.db.transaction() as session:
-            session.execute(insert(AuditEventRow).values(**_row(event)))
+            session.connection().execute(_INSERT, _row(event))
 
     @contextmanager
     def within(self, staged: StagedAudit) -> Iterator[StagedAudit]:
