@@ -27,6 +27,7 @@ from controlplane.domain.resources import Resources
 from controlplane.scheduler import FleetView, PlacementRequest, Plan
 from controlplane.scheduler.fleet import Fleet
 from controlplane.scheduler.record import DecisionHook, DecisionRecord, Outcome
+from controlplane.schemas.instance import MAX_COUNT
 from controlplane.store.db import Database
 from controlplane.store.fleet_index import FleetIndex
 from controlplane.store.tables import (
@@ -195,6 +196,17 @@ class InstanceBase:
         if row is None or not within(row.org_path, scope):
             raise NotFound("instance", instance_id)
         return row
+
+
+def check_count(count: int) -> None:
+    """Refuse a request for fewer than 1 or more than MAX_COUNT instances."""
+    if not 1 <= count <= MAX_COUNT:
+        raise InvalidRequest(
+            f"count must be between 1 and {MAX_COUNT}, not {count}",
+            field="count",
+            limit=MAX_COUNT,
+            value=count,
+        )
 
 
 def check_image_fits(

@@ -26,10 +26,9 @@ from controlplane.domain.quota import instance_usage
 from controlplane.domain.resources import Resources
 from controlplane.scheduler import HostView, Plan
 from controlplane.scheduler.record import Outcome
-from controlplane.schemas.instance import MAX_COUNT
 from controlplane.store import history, quota
 from controlplane.store.audit import note_inserted
-from controlplane.store.instance_base import Hints, S, check_image_fits, to_model
+from controlplane.store.instance_base import Hints, S, check_count, check_image_fits, to_model
 from controlplane.store.instance_placing import InstancePlacing
 from controlplane.store.org import get_row as get_org_row
 from controlplane.store.placement import PlacementConflict
@@ -170,13 +169,7 @@ class InstanceCreation(InstancePlacing):
         on a fresh snapshot up to ``max_attempts`` times; after that, the instances are
         stored PENDING for the pending loop (all-or-nothing: a Conflict is raised).
         """
-        if not 1 <= count <= MAX_COUNT:
-            raise InvalidRequest(
-                f"count must be between 1 and {MAX_COUNT}, not {count}",
-                field="count",
-                limit=MAX_COUNT,
-                value=count,
-            )
+        check_count(count)
         whole = all_or_nothing and count > 1
         request = _Create(
             names=_names(name, count),

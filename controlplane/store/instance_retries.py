@@ -11,9 +11,8 @@ from sqlalchemy import select, update
 from controlplane.domain.errors import InvalidRequest, NotFound
 from controlplane.domain.resources import Resources
 from controlplane.scheduler import Plan
-from controlplane.schemas.instance import MAX_COUNT
 from controlplane.store.fleet_index import fleet_view
-from controlplane.store.instance_base import Hints, S, resources_of
+from controlplane.store.instance_base import Hints, S, check_count, resources_of
 from controlplane.store.instance_placing import Blocker, InstancePlacing
 from controlplane.store.placement import PlacementConflict
 from controlplane.store.server_group import find as find_group
@@ -139,13 +138,7 @@ class InstanceRetries(InstancePlacing):
     ) -> Plan:
         """Where ``count`` instances of ``flavor`` would go now, and why not; writes nothing
         (the transaction only reads)."""
-        if not 1 <= count <= MAX_COUNT:
-            raise InvalidRequest(
-                f"count must be between 1 and {MAX_COUNT}, not {count}",
-                field="count",
-                limit=MAX_COUNT,
-                value=count,
-            )
+        check_count(count)
         began = time.perf_counter()
         with self.db.transaction() as session:
             flavor_row = session.get(FlavorRow, flavor)
