@@ -8,6 +8,9 @@ table. A failure names the host, the task and the error output and exits 1 with 
 ``Next:`` hint. Bootstrap tokens live ``--timeout`` + 5 minutes: a token whose host
 failed before registering expires unused (the API cannot revoke tokens yet).
 
+A host's power model for consolidation (``govcloud_idle_watts`` / ``govcloud_peak_watts``
+inventory variables) is validated before anything runs and set once the host is ACTIVE.
+
 ``--simulated`` runs the same playbook with ``govcloud_simulated=true`` (for
 ``ansible_connection=local`` inventories): the agent runs on the libvirt test driver with
 the given capacity, kept alive by the role's supervisor when systemd is not PID 1.
@@ -44,7 +47,7 @@ from controlplane.provisioning.artifact import build_agent_wheel
 from controlplane.provisioning.events import PlaybookResult, TaskEvent, TaskStart, TaskStatus
 from controlplane.provisioning.inventory import InventoryHost, inventory_hosts
 from controlplane.provisioning.runner import ProvisioningError, run_playbook
-from controlplane.schemas.host import BootstrapTokenCreate
+from controlplane.schemas.host import BootstrapTokenCreate, HostUpdate
 
 #: Extra lifetime of a bootstrap token beyond the run's timeout.
 TOKEN_GRACE_S = 300.0
@@ -69,6 +72,8 @@ class EnrolResult(BaseModel):
     changed: int = 0
     task: str = ""
     error: str = ""
+    #: The power model set from the inventory (``idle-peak W``), if any.
+    power: str = ""
 
 
 SUMMARY: list[Column[EnrolResult]] = [
@@ -78,8 +83,12 @@ SUMMARY: list[Column[EnrolResult]] = [
     Column("STATE", lambda r: r.state),
     Column("CHANGED", lambda r: r.changed, "right"),
     Column("HOST ID", lambda r: r.host_id),
+    Column("POWER", lambda r: r.power),
     Column("FAILED TASK", lambda r: r.task),
 ]
+
+#: Inventory variables of a host's power model -> HostUpdate fields.
+POWER_VARS = {"govcloud_idle_watts": "idle_watts", "govcloud_peak_watts": "peak_watts"}
 
 
 class Progress:
@@ -142,6 +151,35 @@ def _known(client: GovcloudClient, name: str) -> Any:
         if err.status == 404:
             return None
         raise
+
+
+def _power(host: InventoryHost) -> HostUpdate | None:
+    """The power model in ``host``'s inventory variables (None: none given), validated as
+    ``govcloud host update`` validates it."""
+    given = {field: host.vars[var] for var, field in POWER_VARS.items() if var in host.vars}
+    if not given:
+        return None
+    try:
+        return HostUpdate.model_validate(given)
+    except ValidationError as err:
+        problem = err.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else "peak_watts"
+        var = next(v for v, f in POWER_VARS.items() if f == field)
+        raise CliProblem(
+            f"host {host.name}: {var}={given.get(field)!r}: {problem['msg']}",
+            hint="fix the variable in the inventory (watts, 0 < idle <= peak)",
+        ) from err
+
+
+def _set_power(client: GovcloudClient, row: EnrolResult, power: HostUpdate) -> None:
+    """Give an enrolled host its power model; a refusal fails the host's row."""
+    try:
+        host = client.update_host(row.host_id, power)
+    except ApiError as err:
+        row.result, row.task, row.error = "failed", "set the power model", str(err)
+        return
+    idle, peak = (f"{w:g}" if w is not None else "?" for w in (host.idle_watts, host.peak_watts))
+    row.power = f"{idle}-{peak} W"
 
 
 def _agent_wheel(hosts: list[InventoryHost], given: Path | None, workdir: Path) -> str:
@@ -219,6 +257,7 @@ def enrol(
     dcs: dict[str, str] = {}
     tokens: dict[str, str] = {}
     known: dict[str, Any] = {}
+    power = {h.name: model for h in hosts if (model := _power(h)) is not None}
     for h in hosts:
         host_dc = str(h.vars.get("govcloud_datacentre") or dc or "")
         if not host_dc:
@@ -270,6 +309,9 @@ def enrol(
             timeout_s=int(timeout * 3 + 600),
         )
     results = _enrol_results(client, env.clock, env.sleep, hosts, dcs, known, result, timeout)
+    for row in results:
+        if row.host in power and row.result in ("enrolled", "already-enrolled"):
+            _set_power(client, row, power[row.host])
     _emit(results, output, "Enrolment")
     if result.output_tail and not any(r.task for r in results):
         for r in results:

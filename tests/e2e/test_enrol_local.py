@@ -54,7 +54,10 @@ def summary(output: str) -> list[dict[str, Any]]:
 def test_simulated_enrol_is_idempotent_and_decommission_removes_it(
     cp: ControlPlane, tmp_path: Path
 ) -> None:
-    inventory = write_inventory(tmp_path, "tpe-sim-01")
+    # The power model comes from the inventory, as operators record it per server model.
+    inventory = write_inventory(
+        tmp_path, "tpe-sim-01 govcloud_idle_watts=120 govcloud_peak_watts=380.5"
+    )
     state = tmp_path / "hosts" / "tpe-sim-01"
     args = ["host", "enrol", "-i", str(inventory), "--dc", DC, "--simulated"]
     args += ["--vcpus", "32", "--ram-mib", "131072", "--timeout", "60", "-o", "json"]
@@ -69,6 +72,8 @@ def test_simulated_enrol_is_idempotent_and_decommission_removes_it(
     assert host.datacentre == DC
     assert (host.capacity.vcpus, host.capacity.ram_mib) == (32, 131072)
     assert row["host_id"] == host.id
+    assert (host.idle_watts, host.peak_watts) == (120, 380.5)
+    assert row["power"] == "120-380.5 W"
     assert "Start the agent under the supervisor" in first.stderr  # live per-task progress
     assert supervisor_running(state)
     assert (state / "credential.json").exists()
@@ -94,6 +99,23 @@ def test_simulated_enrol_is_idempotent_and_decommission_removes_it(
     assert cp.client.get_host("tpe-sim-01").state.value == "disabled"
     assert not state.exists()
     assert processes_under(state) == []
+
+
+def test_bad_power_model_is_refused_before_anything_runs(
+    cp: ControlPlane, tmp_path: Path
+) -> None:
+    inventory = write_inventory(
+        tmp_path, "tpe-sim-03 govcloud_idle_watts=500 govcloud_peak_watts=200"
+    )
+    result = govcloud(
+        cp, *["host", "enrol", "-i", str(inventory), "--dc", DC, "--simulated"], home=tmp_path
+    )
+    assert result.exit_code == 2, result.output
+    assert "host tpe-sim-03: govcloud_peak_watts=200" in result.stderr
+    assert "must be at least idle_watts (500" in result.stderr
+    assert "fix the variable in the inventory" in result.stderr
+    assert cp.client.list_hosts() == []  # no token issued, no playbook run
+    assert not (tmp_path / "hosts" / "tpe-sim-03").exists()
 
 
 def test_agent_that_cannot_register_fails_cleanly(cp: ControlPlane, tmp_path: Path) -> None:
