@@ -50,7 +50,10 @@ from controlplane.store import open_store
 
 NAME = "scale"
 HOST_CAPACITY = {"vcpus": 32, "ram_mib": 65536, "disk_gib": 4000}
-POLL_WAIT_S = 10.0
+#: The agents' long-poll wait: the default of both sides (``AgentSettings.poll_wait_s``,
+#: ``Settings.max_poll_wait_s``). Stopping does not wait for it: the API is stopped first,
+#: which ends the long-polls in flight.
+POLL_WAIT_S = 30.0
 #: The agents' first heartbeat interval; the control plane's own setting replaces it.
 HEARTBEAT_S = 4.0
 CLIENTS = 8
@@ -59,6 +62,9 @@ CLIENTS = 8
 #: the processes queue for SQLite's single write lock, whose busy handler sleeps instead
 #: of handing the lock over (see docs/benchmarks.md). ``measure_scale(api_workers=N)``.
 API_WORKERS = 1
+#: The configurations measured: SQLite with one worker; with a PostgreSQL cluster also
+#: PostgreSQL with one and with two workers (replicas over one database, no shared lock).
+CONFIGURATIONS: tuple[tuple[str, int], ...] = (("sqlite", 1), ("postgres", 1), ("postgres", 2))
 READY_TIMEOUT_S = 300.0
 #: How long the idle fleet's load on the API is sampled before the creates.
 IDLE_WINDOW_S = 5.0
@@ -196,11 +202,14 @@ def _create(client: httpx.Client, index: int) -> Outcome:
     return Outcome(elapsed, False, error=f"POST {response.status_code}")
 
 
-def _list_all(client: httpx.Client) -> list[dict[str, Any]]:
+def _list_all(client: httpx.Client, state: str | None = None) -> list[dict[str, Any]]:
+    """Every instance (in ``state``), page by page."""
     items: list[dict[str, Any]] = []
     marker: str | None = None
     while True:
         params: dict[str, str | int] = {"limit": 1000}
+        if state:
+            params["state"] = state
         if marker:
             params["marker"] = marker
         page = client.get("/v1/instances", params=params).raise_for_status().json()
@@ -208,6 +217,21 @@ def _list_all(client: httpx.Client) -> list[dict[str, Any]]:
         marker = page.get("next_marker")
         if not marker:
             return items
+
+
+#: The states an instance passes through on its way to RUNNING (ERROR ends the wait too).
+_ON_THE_WAY = ("PENDING", "SCHEDULED", "BUILDING")
+
+
+def _wait_settled(client: httpx.Client, timeout_s: float) -> None:
+    """Poll every 0.25 s until no instance is on its way to RUNNING (or ``timeout_s``
+    passes): one filtered listing per state, so each poll reads only the stragglers,
+    not every instance again."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        if not any(_list_all(client, state) for state in _ON_THE_WAY):
+            return
+        time.sleep(0.25)
 
 
 def measure_scale(
@@ -272,21 +296,15 @@ def measure_scale(
         begin = time.perf_counter()
         busy_api_before, busy_agents_before = tree_cpu_s(api.proc.pid), agents_cpu_s()
         outcomes, post_wall = drive(client, _create, requests=instances, clients=CLIENTS)
-        running = 0
-        listing: list[dict[str, Any]] = []
-        posted = time.perf_counter()
         with client() as poller:
-            while time.perf_counter() - posted < timeout_s:
-                listing = [i for i in _list_all(poller) if i["name"].startswith("e2e-")]
-                running = sum(1 for i in listing if i["state"] == "RUNNING")
-                settled = sum(1 for i in listing if i["state"] in ("RUNNING", "ERROR"))
-                if settled >= instances:
-                    break
-                time.sleep(0.25)
-        all_running_client_s = time.perf_counter() - begin
-        busy_api_cpu = (tree_cpu_s(api.proc.pid) - busy_api_before) / all_running_client_s
-        busy_agents_cpu = (agents_cpu_s() - busy_agents_before) / all_running_client_s
-        rss_api_busy = tree_rss_mib(api.proc.pid)
+            _wait_settled(poller, timeout_s)
+            all_running_client_s = time.perf_counter() - begin
+            busy_api_cpu = (tree_cpu_s(api.proc.pid) - busy_api_before) / all_running_client_s
+            busy_agents_cpu = (agents_cpu_s() - busy_agents_before) / all_running_client_s
+            rss_api_busy = tree_rss_mib(api.proc.pid)
+            listing = [i for i in _list_all(poller) if i["name"].startswith("e2e-")]
+        running = sum(1 for i in listing if i["state"] == "RUNNING")
+        api.stop()  # ends the agents' long-polls in flight, so they stop at once
     created = [datetime.fromisoformat(i["created_at"]) for i in listing]
     launched = [datetime.fromisoformat(i["launched_at"]) for i in listing if i.get("launched_at")]
     to_running = [
@@ -328,22 +346,24 @@ def measure_scale(
 
 
 def run(context: Context) -> Result:
-    """SQLite (the embedded default), 300 hosts, 1,000 instances (quick: 30 and 100)."""
+    """300 hosts, 1,000 instances (quick: 30 and 100) in each of the ``CONFIGURATIONS``
+    whose backend is available (SQLite always)."""
     hosts, instances = (30, 100) if context.quick else (300, 1000)
     result = Result(
         name=NAME,
         title="End to end at scale: creates until RUNNING on simulated hosts",
         description=(
-            f"One `govcloud-api` (uvicorn, {API_WORKERS} worker process(es), SQLite), "
-            f"{hosts} real agents on the "
+            "One `govcloud-api` (uvicorn, `api_workers` worker processes) over SQLite or "
+            f"PostgreSQL (`backend`), {hosts} real agents on the "
             "libvirt test driver (one process with a single agent, the rest 50 per process, "
             "each agent with its own simulated host and HTTP client, its heartbeat, "
             "reconcile (long-poll) and Lab usage-reporter loops in threads; "
             f"long-poll wait {POLL_WAIT_S:.0f} s), "
             f"{instances} `POST /v1/instances` from {CLIENTS} client threads. "
             "`all_running_s`: last `launched_at` minus first `created_at` (server clock); "
-            "`all_running_seen_s`: first POST until a client listing showed every instance "
-            "RUNNING (0.25 s polling). Percentiles: accept->RUNNING per instance "
+            "`all_running_seen_s`: first POST until the client saw no instance left on its "
+            "way to RUNNING (polling every 0.25 s for PENDING, SCHEDULED and BUILDING "
+            "ones). Percentiles: accept->RUNNING per instance "
             "(`launched_at - created_at`); `post_*`: the create calls. `api_cpu_idle_fleet`: "
             f"CPU cores the API (all its processes) used over {IDLE_WINDOW_S:.0f} s while "
             "the agents were registered and idle (heartbeats and long-polls), before any "
@@ -379,13 +399,22 @@ def run(context: Context) -> Result:
             "rss_per_pooled_agent_mib",
         ],
     )
-    url = context.databases.fresh("sqlite", "scale")
-    row = measure_scale(url, context.workdir / "scale", hosts=hosts, instances=instances)
-    result.rows.append(row)
-    context.progress(
-        f"scale: {row['running']}/{instances} RUNNING in {row['all_running_s']} s, "
-        f"p95 {row['p95_ms']} ms"
-    )
+    for backend, workers in CONFIGURATIONS:
+        if backend not in context.databases.backends:
+            continue
+        url = context.databases.fresh(backend, f"scale_{workers}")
+        row = measure_scale(
+            url,
+            context.workdir / f"scale-{backend}-{workers}",
+            hosts=hosts,
+            instances=instances,
+            api_workers=workers,
+        )
+        result.rows.append(row)
+        context.progress(
+            f"scale ({backend}, {workers} worker(s)): {row['running']}/{instances} RUNNING "
+            f"in {row['all_running_s']} s, p95 {row['p95_ms']} ms"
+        )
     result.notes += [
         "Agents per process: each agent process is a Python interpreter with httpx, "
         "libvirt and pydantic loaded. `rss_one_agent_process_mib` is what one agent per "

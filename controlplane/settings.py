@@ -78,3 +78,5 @@ class Settings(BaseSettings):
     #: Seconds a verified bearer token is trusted without the database (0: never). A token
     #: revoked through another replica stops working at the latest this long after.
     auth_cache_ttl_s: float = Field(5.0, ge=0, le=300)
+    #: uvicorn's access log (one INFO line per request) of ``govcloud-api``.
+    access_log: bool = False

@@ -72,15 +72,17 @@ def _event(request: Request, status: int, store: Store) -> AuditEvent:
 
 @contextmanager
 def in_transaction(
-    request: Request, kind: str, org: str, *, table: str, status: int
+    request: Request, kind: str, org: str, *, table: str, status: int, name_rows: bool = True
 ) -> Iterator[StagedAudit]:
-    """Stage the success event (``status``) of this call, naming as target the row of
-    ``table`` that the changing transaction inserts; use around the store call, in the
-    thread that makes it."""
+    """Stage the success event (``status``) of this call, to be written by the first
+    transaction that inserts rows of ``table``; with ``name_rows`` the event names those
+    rows as its target, else it keeps the target the route gave (``audit_target``). Use
+    around the store call, in the thread that makes it."""
     store: Store = request.app.state.store
 
     def build(ids: list[str]) -> AuditEvent:
-        audit_target(request, kind, ",".join(ids)[:200], org)
+        if name_rows:
+            audit_target(request, kind, ",".join(ids)[:200], org)
         return _event(request, status, store)
 
     staged = StagedAudit(table=table, build=build)

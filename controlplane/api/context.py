@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from controlplane.domain.auth import Principal
 from controlplane.domain.errors import Forbidden, Unauthenticated
+from controlplane.domain.tokens import hash_token
 from controlplane.settings import Settings
 from controlplane.store import Store
 
@@ -48,19 +49,27 @@ async def request_id(request: Request) -> str:
     return rid
 
 
-async def principal(request: Request, store: Annotated[Store, Depends(get_store)]) -> Principal:
-    """Authenticate ``Authorization: Bearer <token>`` (cached principals first)."""
+def bearer_token(request: Request) -> str:
+    """The token of ``Authorization: Bearer <token>`` (Unauthenticated without one)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(
             "missing bearer token; log in with `govcloud login --url URL --token TOKEN`"
         )
-    token = token.strip()
-    who = store.users.cached(token)
+    return token.strip()
+
+
+async def principal(request: Request, store: Annotated[Store, Depends(get_store)]) -> Principal:
+    """Authenticate ``Authorization: Bearer <token>`` (cached principals first); the
+    token's digest is kept in ``request.state.token_digest``."""
+    token = bearer_token(request)
+    digest = hash_token(token)
+    who = store.users.cache.get(digest)
     if who is None:
         who = await run_in_threadpool(store.users.authenticate, token)
     request.state.principal = who
+    request.state.token_digest = digest
     return who
 
 

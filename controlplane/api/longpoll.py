@@ -6,7 +6,9 @@ requests register here and one daemon thread reads the generations of all waitin
 in a single query per step, and wakes (thread-safely, on whatever event loop each request
 runs on) those whose generation moved. The thread starts with the first waiter and ends
 after a second without any. Replicas each run their own watcher over the shared
-database, so a change committed by any replica is seen within one step.
+database, so a change committed by any replica is seen within one step. The watcher's
+last reading of each host (:meth:`GenerationWatch.seen`) lets a long-poll decide whether
+to wait without reading the database itself.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class GenerationWatch:
         self._lock = threading.Lock()
         self._waiters: set[_Waiter] = set()
         self._thread: threading.Thread | None = None
+        self._seen: dict[str, int] = {}
+
+    def seen(self, host_id: str) -> int | None:
+        """The generation of ``host_id`` at the watcher's last reading (None if it has not
+        read it yet). Generations only grow, so the host's real one is at least this."""
+        return self._seen.get(host_id)
 
     async def wait(self, host_id: str, generation: int, timeout_s: float) -> None:
         """Return when ``host_id``'s generation differs from ``generation``, or after
@@ -85,6 +93,7 @@ class GenerationWatch:
             except Exception:
                 log.exception("reading assignment generations failed; retrying")
                 continue
+            self._seen.update(current)
             for waiter in waiting:
                 if current.get(waiter.host_id, waiter.generation) != waiter.generation:
                     waiter.wake()

@@ -74,6 +74,7 @@ def run() -> None:
             host=args.host,
             port=args.port,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            access_log=settings.access_log,
         )
         return
     _prepare(settings)
@@ -84,4 +85,5 @@ def run() -> None:
         port=args.port,
         workers=args.workers,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        access_log=settings.access_log,
     )

@@ -1,13 +1,21 @@
-"""Hosts: bootstrap tokens, agent registration, heartbeats, and the fleet snapshot."""
+"""Hosts: bootstrap tokens, agent registration, heartbeats, and the fleet snapshot.
+
+A heartbeat is the fleet's most frequent write (every host, every few seconds): the
+usual one, from an active host whose capacity did not change and whose credential still
+holds, is a single ``UPDATE ... RETURNING`` that also re-verifies the credential, so the
+API can keep the agent's principal cached without another look-up; anything else (a host
+back from SUSPECT/DOWN, a capacity change) takes the full path.
+"""
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import uuid4
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from agents.protocol.v1 import Heartbeat, RegisterRequest
@@ -71,14 +79,43 @@ def set_sizes(
     )
 
 
+@dataclass(frozen=True)
+class Beat:
+    """What an acknowledged heartbeat left: the host's state and capacity, and when."""
+
+    host_id: str
+    datacentre: str
+    state: HostState
+    capacity: Resources
+    at: datetime
+
+
 def bump_assignments(session: Session, host_id: str | None) -> None:
     """Tell the host's agent (via its long-poll) that its assignments changed."""
     if host_id is not None:
-        session.execute(
-            update(HostRow)
-            .where(HostRow.id == host_id)
-            .values(assign_generation=HostRow.assign_generation + 1)
-        )
+        session.flush()  # the session's own changes first, as an ORM statement would
+        session.connection().execute(_BUMP_ASSIGNMENTS, {"b_id": host_id})
+
+
+_BUMP_ASSIGNMENTS = (
+    update(HostRow)
+    .where(HostRow.id == bindparam("b_id"))
+    .values(assign_generation=HostRow.assign_generation + 1)
+)
+#: The usual heartbeat, built once (building it costs more than running it).
+_QUIET_HEARTBEAT = (
+    update(HostRow)
+    .where(
+        HostRow.id == bindparam("b_id"),
+        HostRow.credential_hash == bindparam("b_digest"),
+        HostRow.state.not_in(sorted(s.value for s in LIVENESS_STATES)),
+        HostRow.vcpus == bindparam("b_vcpus"),
+        HostRow.ram_mib == bindparam("b_ram_mib"),
+        HostRow.disk_gib == bindparam("b_disk_gib"),
+    )
+    .values(last_heartbeat=bindparam("b_now"), agent_version=bindparam("b_version"))
+    .returning(HostRow.datacentre, HostRow.state)
+)
 
 
 class HostRepo:
@@ -150,11 +187,12 @@ class HostRepo:
             token.used_at, token.host_id = now, row.id
             return to_model(row), credential
 
-    def heartbeat(self, host_id: str, beat: Heartbeat) -> Host:
+    def heartbeat(self, host_id: str, beat: Heartbeat) -> Beat:
         """Record liveness; a capacity change re-derives the usable totals."""
+        now = self.clock()
         with self.db.transaction() as session:
             row = self._row(session, host_id)
-            silent_since, row.last_heartbeat = row.last_heartbeat, self.clock()
+            silent_since, row.last_heartbeat = row.last_heartbeat, now
             row.agent_version = beat.agent_version
             if HostState(row.state) in LIVENESS_STATES:
                 # Back from SUSPECT/DOWN: to the state the operator left it in (ACTIVE, or
@@ -168,7 +206,35 @@ class HostRepo:
                 host = to_model(row)
                 set_sizes(row, beat.capacity, host.reserved, host.ratios)
                 row.generation += 1
-            return to_model(row)
+            return Beat(row.id, row.datacentre, HostState(row.state), beat.capacity, now)
+
+    def quiet_heartbeat(self, host_id: str, beat: Heartbeat, credential_hash: str) -> Beat | None:
+        """The usual heartbeat in one conditional UPDATE: it matches only while the host
+        holds the credential of digest ``credential_hash``, is not SUSPECT or DOWN and
+        reports the capacity it has. None when it matched nothing: authenticate the agent
+        again, then call :meth:`heartbeat`."""
+        now = self.clock()
+        capacity = beat.capacity
+        with self.db.transaction() as session:
+            found = (
+                session.connection()
+                .execute(
+                    _QUIET_HEARTBEAT,
+                    {
+                        "b_id": host_id,
+                        "b_digest": credential_hash,
+                        "b_vcpus": capacity.vcpus,
+                        "b_ram_mib": capacity.ram_mib,
+                        "b_disk_gib": capacity.disk_gib,
+                        "b_now": now,
+                        "b_version": beat.agent_version,
+                    },
+                )
+                .first()
+            )
+        if found is None:
+            return None
+        return Beat(host_id, found.datacentre, HostState(found.state), capacity, now)
 
     def get(self, host_id_or_name: str) -> Host:
         """A host by id or name."""

@@ -1,5 +1,9 @@
 """The agent side of instances: what a host must run (assignments, with
-migration orders) and the statuses its agent reports."""
+migration orders) and the statuses its agent reports.
+
+The assignment list is read on every long-poll answer and status report, so its queries
+are built once and read only the columns an assignment needs (no ORM entities).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from agents.protocol.v1 import (
@@ -19,6 +23,7 @@ from agents.protocol.v1 import (
     DesiredState,
     ImageSpec,
     InstanceStatus,
+    MigrationOrder,
 )
 from controlplane.domain.errors import NotFound
 from controlplane.domain.instance import (
@@ -47,14 +52,41 @@ OBSERVED: dict[ActualState, InstanceState] = {
 }
 
 
+#: The columns of an assignment: the instance's and its image's.
+_ASSIGNED = select(
+    InstanceRow.id,
+    InstanceRow.name,
+    InstanceRow.flavor,
+    InstanceRow.vcpus,
+    InstanceRow.ram_mib,
+    InstanceRow.disk_gib,
+    InstanceRow.state,
+    InstanceRow.desired_power,
+    InstanceRow.reboot_seq,
+    ImageRow.name.label("image_name"),
+    ImageRow.format.label("image_format"),
+    ImageRow.path.label("image_path"),
+    ImageRow.kernel_path.label("image_kernel_path"),
+    ImageRow.initrd_path.label("image_initrd_path"),
+    ImageRow.cmdline.label("image_cmdline"),
+).join(ImageRow, ImageRow.name == InstanceRow.image)
+#: The instances a host holds, oldest first.
+_HELD = _ASSIGNED.where(
+    InstanceRow.host_id == bindparam("host_id"), InstanceRow.state != S.DELETED.value
+).order_by(InstanceRow.created_at)
+_ASSIGN_GENERATION = select(HostRow.assign_generation).where(HostRow.id == bindparam("host_id"))
+
+
 @dataclass
 class StatusOutcome:
-    """What a status report did: instances whose state changed, claims released, and
-    reports ignored because the instance is not on the reporting host."""
+    """What a status report did: instances whose state changed, claims released,
+    reports ignored because the instance is not on the reporting host, and (when asked
+    for and something changed) the host's assignments afterwards."""
 
     changed: list[str] = field(default_factory=list)
     released: int = 0
     ignored: list[str] = field(default_factory=list)
+    assignments: AssignmentList | None = None
 
 
 class InstanceAgentSide(InstanceBase):
@@ -65,54 +97,67 @@ class InstanceAgentSide(InstanceBase):
     def assignments(self, host_id: str) -> AssignmentList:
         """What the agent of ``host_id`` must run, at the host's assignment generation."""
         with self.db.transaction() as session:
-            host = session.get(HostRow, host_id)
-            if host is None:
-                raise NotFound("host", host_id)
-            rows = session.execute(
-                select(InstanceRow, ImageRow)
-                .join(ImageRow, ImageRow.name == InstanceRow.image)
-                .where(InstanceRow.host_id == host_id, InstanceRow.state != S.DELETED.value)
-                .order_by(InstanceRow.created_at)
-            )
-            return AssignmentList(
-                host_id=host_id,
-                generation=host.assign_generation,
-                assignments=_with_migrations(session, host_id, rows),
-            )
+            return self._assignments(session, host_id)
+
+    @staticmethod
+    def _assignments(session: Session, host_id: str) -> AssignmentList:
+        session.flush()  # the reads below go straight to the connection
+        connection = session.connection()
+        generation = connection.execute(_ASSIGN_GENERATION, {"host_id": host_id}).scalar()
+        if generation is None:
+            raise NotFound("host", host_id)
+        rows = connection.execute(_HELD, {"host_id": host_id}).all()
+        return AssignmentList(
+            host_id=host_id,
+            generation=generation,
+            assignments=_with_migrations(session, host_id, rows),
+        )
 
     def assignment_generation(self, host_id: str) -> int:
         """The long-poll key of ``host_id``."""
         with self.db.transaction() as session:
-            generation = session.scalar(
-                select(HostRow.assign_generation).where(HostRow.id == host_id)
+            generation = (
+                session.connection().execute(_ASSIGN_GENERATION, {"host_id": host_id}).scalar()
             )
             if generation is None:
                 raise NotFound("host", host_id)
-            return generation
+            return int(generation)
 
-    def apply_status(self, host_id: str, statuses: builtins.list[InstanceStatus]) -> StatusOutcome:
-        """Move instances to what the agent observed (only instances on ``host_id``)."""
+    def apply_status(
+        self, host_id: str, statuses: builtins.list[InstanceStatus], *, then_list: bool = False
+    ) -> StatusOutcome:
+        """Move instances to what the agent observed (only instances on ``host_id``), one
+        transaction per instance. With ``then_list``, a report that changed something
+        also reads the host's assignments afterwards, in its last transaction."""
         outcome = StatusOutcome()
-        for status in statuses:
+        last = len(statuses) - 1
+        for index, status in enumerate(statuses):
             with self.db.transaction() as session:
-                row = session.get(InstanceRow, status.instance_id, with_for_update=True)
-                if (
-                    row is not None
-                    and row.state == S.MIGRATING.value
-                    and migration.observe(session, self.clock(), row, host_id, status)
-                ):
-                    if row.state != S.MIGRATING.value:
-                        outcome.changed.append(row.id)
-                    continue
-                if row is None or row.host_id != host_id:
-                    outcome.ignored.append(status.instance_id)
-                    continue
-                before = row.state
-                self._observe(session, row, status)
-                if row.state != before:
-                    outcome.changed.append(row.id)
-                    outcome.released += row.state == S.DELETED.value
+                self._apply_one(session, host_id, status, outcome)
+                if then_list and index == last and outcome.changed:
+                    outcome.assignments = self._assignments(session, host_id)
         return outcome
+
+    def _apply_one(
+        self, session: Session, host_id: str, status: InstanceStatus, outcome: StatusOutcome
+    ) -> None:
+        row = session.get(InstanceRow, status.instance_id, with_for_update=True)
+        if (
+            row is not None
+            and row.state == S.MIGRATING.value
+            and migration.observe(session, self.clock(), row, host_id, status)
+        ):
+            if row.state != S.MIGRATING.value:
+                outcome.changed.append(row.id)
+            return
+        if row is None or row.host_id != host_id:
+            outcome.ignored.append(status.instance_id)
+            return
+        before = row.state
+        self._observe(session, row, status)
+        if row.state != before:
+            outcome.changed.append(row.id)
+            outcome.released += row.state == S.DELETED.value
 
     def _observe(self, session: Session, row: InstanceRow, status: InstanceStatus) -> None:
         current = InstanceState(row.state)
@@ -154,50 +199,48 @@ class InstanceAgentSide(InstanceBase):
 
 
 def _with_migrations(
-    session: Session, host_id: str, rows: Iterable[Any]
+    session: Session, host_id: str, rows: Iterable[Row[*tuple[Any, ...]]]
 ) -> builtins.list[Assignment]:
     """The host's assignments with migration orders: those it holds (as the source) carry
     the order; instances migrating here are added (``create`` only after the handoff)."""
     outgoing, incoming = migration.orders_for(session, host_id)
-    result = [
-        _assignment(inst, img).model_copy(update={"migration": outgoing.get(inst.id)})
-        for inst, img in rows
-    ]
+    result = [_assignment(row, outgoing.get(row.id)) for row in rows]
     if incoming:
         orders = {iid: (order, create) for iid, order, create in incoming}
-        for inst, img in session.execute(
-            select(InstanceRow, ImageRow)
-            .join(ImageRow, ImageRow.name == InstanceRow.image)
-            .where(InstanceRow.id.in_(sorted(orders)))
-            .order_by(InstanceRow.created_at)
-        ):
-            order, create = orders[inst.id]
-            result.append(
-                _assignment(inst, img).model_copy(update={"migration": order, "create": create})
-            )
+        arriving = session.execute(
+            _ASSIGNED.where(InstanceRow.id.in_(sorted(orders))).order_by(InstanceRow.created_at)
+        )
+        for row in arriving:
+            order, create = orders[row.id]
+            result.append(_assignment(row, order, create=create))
     return result
 
 
-def _assignment(inst: InstanceRow, image: ImageRow) -> Assignment:
+def _assignment(
+    row: Row[*tuple[Any, ...]], order: MigrationOrder | None, *, create: bool | None = None
+) -> Assignment:
+    """One assignment from a row of ``_ASSIGNED`` (``create`` defaults to whether the
+    domain is still to be built)."""
     desired = (
-        DesiredState.DELETED if inst.state == S.DELETING.value else DesiredState(inst.desired_power)
+        DesiredState.DELETED if row.state == S.DELETING.value else DesiredState(row.desired_power)
     )
     return Assignment(
-        instance_id=inst.id,
-        name=inst.name,
-        flavor=inst.flavor,
-        vcpus=inst.vcpus,
-        ram_mib=inst.ram_mib,
-        disk_gib=inst.disk_gib,
+        instance_id=row.id,
+        name=row.name,
+        flavor=row.flavor,
+        vcpus=row.vcpus,
+        ram_mib=row.ram_mib,
+        disk_gib=row.disk_gib,
         desired=desired,
-        reboot_seq=inst.reboot_seq,
-        create=inst.state in (S.SCHEDULED.value, S.BUILDING.value),
+        reboot_seq=row.reboot_seq,
+        create=row.state in (S.SCHEDULED.value, S.BUILDING.value) if create is None else create,
         image=ImageSpec(
-            name=image.name,
-            format=image.format,
-            path=image.path,
-            kernel_path=image.kernel_path,
-            initrd_path=image.initrd_path,
-            cmdline=image.cmdline,
+            name=row.image_name,
+            format=row.image_format,
+            path=row.image_path,
+            kernel_path=row.image_kernel_path,
+            initrd_path=row.image_initrd_path,
+            cmdline=row.image_cmdline,
         ),
+        migration=order,
     )

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from agents.protocol.v1 import (
@@ -462,20 +462,30 @@ class MigrationRepo:
 
 # -- agent side (called by InstanceRepo) -------------------------------------------------
 
+#: A host's migrations in flight, either side (built once: every assignment list runs it).
+_HOST_MIGRATIONS = select(
+    MigrationRow.id,
+    MigrationRow.kind,
+    MigrationRow.phase,
+    MigrationRow.instance_id,
+    MigrationRow.source_host_id,
+    MigrationRow.target_host_id,
+).where(
+    MigrationRow.phase.in_(_IN_FLIGHT),
+    or_(
+        MigrationRow.source_host_id == bindparam("host_id"),
+        MigrationRow.target_host_id == bindparam("host_id"),
+    ),
+)
+
 
 def orders_for(
     session: Session, host_id: str
 ) -> tuple[dict[str, MigrationOrder], list[tuple[str, MigrationOrder, bool]]]:
     """Migration orders for the agent of ``host_id``: (instance id -> order for instances
-    it holds as the source, [(instance id, order, create) for instances arriving])."""
-    rows = builtins.list(
-        session.execute(
-            select(MigrationRow).where(
-                MigrationRow.phase.in_(_IN_FLIGHT),
-                or_(MigrationRow.source_host_id == host_id, MigrationRow.target_host_id == host_id),
-            )
-        ).scalars()
-    )
+    it holds as the source, [(instance id, order, create) for instances arriving]).
+    Reads through the session's connection: flush the session's changes first."""
+    rows = session.connection().execute(_HOST_MIGRATIONS, {"host_id": host_id}).all()
     if not rows:
         return {}, []
     uris = dict(

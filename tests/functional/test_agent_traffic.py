@@ -8,20 +8,27 @@
   ``lab_loads`` (whether any VM of the host is under a Cloud Open Lab load).
 * The real agent (``HttpControlPlane`` over the in-process app) provisions an instance
   with one long-poll and one status report.
+* A heartbeat re-verifies the agent's credential in its own UPDATE and keeps the agent's
+  principal cached meanwhile (a credential revoked elsewhere is refused at once), and
+  its ack carries a fencing lease that follows an evacuation policy changed here at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from sqlalchemy import update
 
 from agents.main import build_agent
 from controlplane.api.routes.agent import HeartbeatBook, LoadedHosts
-from controlplane.domain.host import Host, HostState
+from controlplane.domain.host import HostState
 from controlplane.domain.resources import Resources
-from tests.api_helper import START, Api
+from controlplane.store.host import Beat
+from controlplane.store.tables import HostRow
+from tests.api_helper import START, Agent, Api, check
 from tests.component.agent_harness import agent_settings, simulated_host
 
 CAPACITY = (16, 32768, 500)
@@ -53,6 +60,8 @@ def test_a_report_that_changed_something_is_answered_with_the_assignments(api: A
     assert [(a["instance_id"], a["create"]) for a in listing["assignments"]] == [(instance, False)]
     assert listing == agent.assignments(generation=listing["generation"])
     assert api.instance(instance)["state"] == "RUNNING"
+    [event] = api.audit(action="agent.status")  # once, with the real answer
+    assert (event["target_id"], event["status_code"]) == (agent.host_id, 200)
     # The same report again changes nothing: 204, as without the parameter.
     assert _status(api, agent.host_id, agent.headers, running).status_code == 204
     assert agent.report({"instance_id": instance, "state": "stopped"}).status_code == 204
@@ -103,16 +112,8 @@ def test_the_real_agent_provisions_with_one_long_poll_and_one_report(
         host.driver.close()
 
 
-def _host(capacity: Resources, state: HostState, at_s: float) -> Host:
-    return Host(
-        id="h1",
-        name="tpe1-h01",
-        datacentre="tpe-1",
-        capacity=capacity,
-        state=state,
-        libvirt_uri="test:///default",
-        last_heartbeat=START + timedelta(seconds=at_s),
-    )
+def _host(capacity: Resources, state: HostState, at_s: float) -> Beat:
+    return Beat("h1", "tpe-1", state, capacity, START + timedelta(seconds=at_s))
 
 
 def test_the_heartbeat_book_says_when_a_heartbeat_may_have_made_room() -> None:
@@ -144,3 +145,42 @@ def test_loaded_hosts_are_read_once_per_ttl_for_the_whole_fleet() -> None:
     now[0] = 2.0
     assert "h2" in cache
     assert len(reads) == 2
+
+
+def test_heartbeats_keep_the_agent_authenticated_and_recheck_its_credential(
+    api: Api, api_factory: Callable[..., Api]
+) -> None:
+    registered = api.register_host("tpe1-h01")
+    other = api_factory(api.url, migrate=False, auth_cache_ttl_s=5.0)  # another replica
+    now = [1000.0]
+    other.store.users.cache.now = lambda: now[0]
+    agent = Agent(other, registered.host_id, registered.name, registered.credential, "tpe-1")
+    agent.heartbeat(*CAPACITY)
+    for _ in range(3):  # 12 s in all, each heartbeat within the 5 s TTL of the last
+        now[0] += 4.0
+        assert agent.heartbeat(*CAPACITY).json()["host_state"] == "active"
+    assert other.store.users.cached(agent.credential) is not None
+    assert agent.assignments()["host_id"] == agent.host_id
+
+    with api.store.db.transaction() as session:  # revoked (as if re-enrolled) elsewhere
+        session.execute(
+            update(HostRow).where(HostRow.id == agent.host_id).values(credential_hash="x" * 64)
+        )
+    assert agent.heartbeat(*CAPACITY, expect=401).json()["code"] == "auth.unauthenticated"
+    assert other.store.users.cached(agent.credential) is None
+    check(
+        other.client.get(f"/v1/agent/hosts/{agent.host_id}/assignments", headers=agent.headers),
+        401,
+    )
+
+
+def test_the_fencing_lease_follows_an_evacuation_policy_changed_here(api: Api) -> None:
+    agent = api.register_host("tpe1-h01")
+    assert agent.heartbeat(*CAPACITY).json()["fence_after_s"] == 0.0
+    api.patch("/v1/datacentres/tpe-1", json={"evacuation_policy": "restart-elsewhere"}, expect=200)
+    lease = agent.heartbeat(*CAPACITY).json()["fence_after_s"]
+    assert lease > 0
+    api.patch("/v1/datacentres/tpe-1", json={"evacuation_policy": "none"}, expect=200)
+    assert agent.heartbeat(*CAPACITY).json()["fence_after_s"] == 0.0
+    api.patch("/v1/orgs/moi", json={"evacuation_policy": "restart-elsewhere"}, expect=200)
+    assert agent.heartbeat(*CAPACITY).json()["fence_after_s"] == lease  # a ministry forces it

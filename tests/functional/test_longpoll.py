@@ -73,3 +73,26 @@ def test_one_read_serves_every_waiter_and_wakes_only_the_changed_hosts() -> None
     assert first_done
     assert not second_done  # h2 did not change; it was still waiting
     assert {"h1", "h2"} in reads  # both waiters in one query
+    assert watch.seen("h1") == 2  # the watcher's last reading, for the next poll
+    assert watch.seen("h3") is None  # never read
+
+
+def test_a_poll_behind_the_watchers_reading_is_answered_at_once(api: Api) -> None:
+    """The long-poll decides from the watcher's last reading whether to wait: a host
+    whose generation the watcher saw move past the agent's is answered without waiting."""
+    agent = api.register_host("tpe1-h01")
+    generation = agent.assignments()["generation"]
+    assert poll(api, agent, generation, wait=0.3)["generation"] == generation  # read once
+    api.create_instance("web-1")
+    moved = poll(api, agent, generation, wait=60)  # the watcher has not seen it yet
+    assert moved["generation"] > generation
+    watch: GenerationWatch = api.app.state.longpoll
+    assert watch.seen(agent.host_id) == moved["generation"]
+    answer: dict[str, Any] = {}
+    waiting = threading.Thread(
+        target=lambda: answer.update(poll(api, agent, generation, wait=60)), daemon=True
+    )
+    waiting.start()
+    waiting.join(timeout=30)
+    assert not waiting.is_alive()
+    assert answer == moved

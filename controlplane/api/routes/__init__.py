@@ -18,7 +18,10 @@ from controlplane.api.routes import (
     user,
 )
 
+#: The agents' routes first: a 300-host fleet sends ~100 of their requests a second, and
+#: routes are matched in order.
 ROUTERS: tuple[APIRouter, ...] = (
+    agent.router,
     org.router,
     user.router,
     datacentre.router,
@@ -26,7 +29,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     flavor.router,
     image.router,
     instance.router,
-    agent.router,
     audit.router,
     quota.router,
     usage.router,

@@ -1,23 +1,25 @@
 """``/v1/agent``: registration, heartbeats, assignment long-poll and status reports.
 
-Also owns two small per-process memories that keep the idle fleet cheap:
+Also owns the small per-process memories that keep the idle fleet cheap:
 :class:`HeartbeatBook`, each host's last acknowledged heartbeat, so that a heartbeat costs
-one store transaction for the host (no read of the host before the update) and still wakes
-the pending-placement loop when capacity may have appeared; and :class:`LoadedHosts`, the
-hosts with a VM under a Cloud Open Lab load, read once per ``LOADED_HOSTS_TTL_S`` for the
-whole fleet, so that heartbeat acks tell idle agents not to poll for load profiles.
+one store transaction for the host (one conditional UPDATE that also re-verifies the
+agent's credential, which then stays cached) and still wakes the pending-placement loop
+when capacity may have appeared; and :class:`Recent` values read at most once per TTL:
+the hosts with a VM under a Cloud Open Lab load (:class:`LoadedHosts`, one query for the
+whole fleet, so that heartbeat acks tell idle agents not to poll for load profiles) and
+each data centre's fencing lease (dropped at once when this replica changes an evacuation
+policy).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated
+from collections.abc import Callable, Hashable
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from agents.protocol.v1 import (
@@ -28,22 +30,22 @@ from agents.protocol.v1 import (
     RegisterResponse,
     StatusReport,
 )
-from controlplane.api.context import PrincipalDep, SettingsDep, StoreDep, audit_target
+from controlplane.api import audit
+from controlplane.api.context import (
+    PrincipalDep,
+    SettingsDep,
+    StoreDep,
+    audit_target,
+    bearer_token,
+)
 from controlplane.api.longpoll import GenerationWatch
 from controlplane.api.routes.lab import runs_of
 from controlplane.domain.auth import require_agent_for
-from controlplane.domain.host import Host
-from controlplane.domain.resources import Resources
 from controlplane.store import Store
+from controlplane.store.host import Beat
+from controlplane.store.tables import InstanceEventRow
 
 router = APIRouter(prefix="/agent", tags=["agent"])
-
-
-@dataclass(frozen=True)
-class _Beat:
-    capacity: Resources
-    state: str
-    at: datetime
 
 
 class HeartbeatBook:
@@ -59,26 +61,58 @@ class HeartbeatBook:
     def __init__(self, silent_after_s: float) -> None:
         self.silent_after_s = silent_after_s
         self._lock = threading.Lock()
-        self._beats: dict[str, _Beat] = {}
+        self._beats: dict[str, Beat] = {}
 
-    def record(self, host: Host) -> bool:
-        """Remember ``host`` as just acknowledged; True if it may have changed."""
-        at = host.last_heartbeat
-        beat = _Beat(host.capacity, host.state.value, at) if at is not None else None
+    def record(self, beat: Beat) -> bool:
+        """Remember ``beat`` as just acknowledged; True if the host may have changed."""
         with self._lock:
-            before = self._beats.pop(host.id, None)
-            if beat is not None:
-                self._beats[host.id] = beat
-        if before is None or beat is None:
+            before = self._beats.get(beat.host_id)
+            self._beats[beat.host_id] = beat
+        if before is None:
             return True
         if (before.capacity, before.state) != (beat.capacity, beat.state):
             return True
         return (beat.at - before.at).total_seconds() >= self.silent_after_s
 
 
-#: How stale the set of hosts under a Lab load may be (a new load is noticed by the agent
-#: at its next heartbeat after this).
+#: How stale the set of hosts under a Lab load, or a data centre's fencing lease, may be
+#: (a new load or policy reaches the agent at its next heartbeat after this).
 LOADED_HOSTS_TTL_S = 2.0
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Recent(Generic[K, V]):
+    """Values of ``read(key)``, each re-read at most every ``ttl_s`` seconds however many
+    requests ask for it; :meth:`forget` drops them all (a change made by this process)."""
+
+    def __init__(
+        self,
+        read: Callable[[K], V],
+        ttl_s: float = LOADED_HOSTS_TTL_S,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self.ttl_s = ttl_s
+        self._now = now
+        self._lock = threading.Lock()
+        self._values: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> V:
+        """The value for ``key``, read now if it is missing or older than ``ttl_s``."""
+        with self._lock:
+            hit = self._values.get(key)
+            if hit is not None and self._now() < hit[0]:
+                return hit[1]
+            value = self._read(key)
+            self._values[key] = (self._now() + self.ttl_s, value)
+            return value
+
+    def forget(self) -> None:
+        """Drop every value: the next :meth:`get` of each key reads it again."""
+        with self._lock:
+            self._values.clear()
 
 
 class LoadedHosts:
@@ -91,22 +125,19 @@ class LoadedHosts:
         ttl_s: float = LOADED_HOSTS_TTL_S,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._read = read
-        self.ttl_s = ttl_s
-        self._now = now
-        self._lock = threading.Lock()
-        self._hosts: set[str] = set()
-        self._until = float("-inf")
+        self._recent: Recent[None, set[str]] = Recent(lambda _key: read(), ttl_s, now)
 
     def __contains__(self, host_id: object) -> bool:
-        with self._lock:
-            if self._now() >= self._until:
-                self._hosts = self._read()
-                self._until = self._now() + self.ttl_s
-            return host_id in self._hosts
+        return host_id in self._recent.get(None)
 
 
 _STATE_LOCK = threading.Lock()
+
+
+def _json(answer: BaseModel) -> Response:
+    """``answer`` rendered once: it is valid already, so FastAPI's re-validation of the
+    response model (in another thread-pool hop for a sync route) is skipped."""
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 def heartbeat_book(request: Request, silent_after_s: float) -> HeartbeatBook:
@@ -135,6 +166,27 @@ def loaded_hosts(request: Request, store: Store) -> LoadedHosts:
     return loaded
 
 
+def fence_leases(request: Request) -> Recent[str, float]:
+    """This app's fencing lease per data centre (created on first use, kept in
+    ``app.state``; :func:`forget_fence_leases` drops it when a policy changes)."""
+    state = request.app.state
+    leases: Recent[str, float] | None = getattr(state, "fence_leases", None)
+    if leases is None:
+        with _STATE_LOCK:
+            leases = getattr(state, "fence_leases", None)
+            if leases is None:
+                leases = Recent(state.liveness.evacuation.lease_for)
+                state.fence_leases = leases
+    return leases
+
+
+def forget_fence_leases(request: Request) -> None:
+    """A data centre's or ministry's evacuation policy changed: re-read the leases."""
+    leases: Recent[str, float] | None = getattr(request.app.state, "fence_leases", None)
+    if leases is not None:
+        leases.forget()
+
+
 @router.post("/register", name="agent.register", status_code=201, response_model=RegisterResponse)
 def register(
     body: RegisterRequest, request: Request, store: StoreDep, settings: SettingsDep
@@ -160,21 +212,34 @@ def heartbeat(
     store: StoreDep,
     who: PrincipalDep,
     settings: SettingsDep,
-) -> HeartbeatAck:
-    """Liveness and capacity; not audited (telemetry)."""
+) -> Response:
+    """Liveness and capacity; not audited (telemetry).
+
+    The usual heartbeat is one conditional UPDATE that also checks the agent still holds
+    its credential; it then keeps the agent's principal cached (as a fresh look-up
+    would), so the agent's long-polls and reports authenticate without the database.
+    """
     request.state.audit_skip = True
     require_agent_for(who, host_id)
-    host = store.hosts.heartbeat(host_id, body)
-    may_have_changed = heartbeat_book(request, settings.host_suspect_after_s).record(host)
+    digest: str = request.state.token_digest
+    beat = store.hosts.quiet_heartbeat(host_id, body, digest)
+    if beat is None:  # back from silence, a new capacity, or the credential was revoked
+        store.users.cache.drop(digest=digest)
+        require_agent_for(store.users.authenticate(bearer_token(request)), host_id)
+        beat = store.hosts.heartbeat(host_id, body)
+    else:
+        store.users.cache.put(digest, who)
+    may_have_changed = heartbeat_book(request, settings.host_suspect_after_s).record(beat)
     if may_have_changed:
         request.app.state.pending.poke()  # more room, or a host back from DOWN
-    return HeartbeatAck(
-        host_state=host.state.value,
+    ack = HeartbeatAck(
+        host_state=beat.state.value,
         heartbeat_interval_s=settings.heartbeat_interval_s,
-        fence_after_s=request.app.state.liveness.evacuation.lease_for(host.datacentre),
+        fence_after_s=fence_leases(request).get(beat.datacentre),
         report_all=may_have_changed,  # its instances may be UNKNOWN: hear about all of them
         lab_loads=host_id in loaded_hosts(request, store),
     )
+    return _json(ack)
 
 
 @router.get("/hosts/{host_id}/assignments", name="agent.assignments", response_model=AssignmentList)
@@ -186,17 +251,22 @@ async def assignments(
     settings: SettingsDep,
     generation: Annotated[int, Query(ge=-1)] = -1,
     wait: Annotated[float, Query(ge=0, le=300)] = 0,
-) -> AssignmentList:
+) -> Response:
     """Long-poll: answer as soon as the host's assignment generation differs from
     ``generation``, or after ``wait`` seconds (capped by the server) with the current list."""
     require_agent_for(who, host_id)
     wait = min(wait, settings.max_poll_wait_s)
     if wait > 0 and generation >= 0:  # otherwise the answer is the list, at once
-        current = await run_in_threadpool(store.instances.assignment_generation, host_id)
-        if current == generation:
-            watch: GenerationWatch = request.app.state.longpoll
+        watch: GenerationWatch = request.app.state.longpoll
+        # The watcher's last reading of the host (generations only grow): a newer one is
+        # answered at once; an equal one may be stale by one watcher step, so wait (the
+        # watcher wakes the request within a step if it has moved).
+        current = watch.seen(host_id)
+        if current is None:
+            current = await run_in_threadpool(store.instances.assignment_generation, host_id)
+        if current <= generation:
             await watch.wait(host_id, generation, wait)
-    return await run_in_threadpool(store.instances.assignments, host_id)
+    return _json(await run_in_threadpool(store.instances.assignments, host_id))
 
 
 @router.post(
@@ -223,12 +293,21 @@ def status(
     """Observed states; instances not assigned to this host are ignored."""
     require_agent_for(who, host_id)
     audit_target(request, "host", host_id)
-    outcome = store.instances.apply_status(host_id, body.instances)
+    # A report that changes an instance's state records it in the instance's history:
+    # the call's audit event is written in that same transaction.
+    with audit.in_transaction(
+        request,
+        "host",
+        who.org_path,
+        table=InstanceEventRow.__tablename__,
+        status=200 if assignments else 204,
+        name_rows=False,
+    ):
+        outcome = store.instances.apply_status(host_id, body.instances, then_list=assignments)
     if not outcome.changed:
         request.state.audit_skip = True
     if outcome.released:
         request.app.state.pending.poke()
-    if assignments and outcome.changed:
-        listing = store.instances.assignments(host_id)
-        return Response(listing.model_dump_json(), media_type="application/json")
+    if outcome.assignments is not None:
+        return _json(outcome.assignments)
     return Response(status_code=204)

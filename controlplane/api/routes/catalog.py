@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from controlplane.api.context import StoreDep, UserDep, audit_target
+from controlplane.api.routes.agent import forget_fence_leases
 from controlplane.domain.auth import require_platform_admin
 from controlplane.store import Store
 from controlplane.store.catalog import CatalogRepo
@@ -61,6 +62,8 @@ def catalog_router(
             require_platform_admin(who)
             changed = repo_of(store).update(ident, body.model_dump(exclude_none=True))  # type: ignore[attr-defined]
             request.app.state.pending.poke()
+            if kind == "dc":  # its evacuation policy sets its agents' fencing lease
+                forget_fence_leases(request)
             return changed
 
     @router.delete("/{ident}", name=f"{kind}.delete", status_code=204)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from controlplane.api.context import StoreDep, UserDep, audit_target
+from controlplane.api.routes.agent import forget_fence_leases
 from controlplane.domain.auth import Role, require_mutate, require_platform_admin
 from controlplane.domain.errors import Forbidden, NotFound
 from controlplane.domain.org import Organisation, can_see_org
@@ -38,7 +39,9 @@ def update_org(
         raise NotFound("org", code)
     audit_target(request, "org", code, org.path)
     require_platform_admin(who)
-    return store.orgs.update(code, body)
+    updated = store.orgs.update(code, body)
+    forget_fence_leases(request)  # a ministry may now force restart-elsewhere
+    return updated
 
 
 @router.post("", name="org.create", status_code=201, response_model=Organisation)
