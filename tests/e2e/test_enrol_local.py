@@ -101,9 +101,7 @@ def test_simulated_enrol_is_idempotent_and_decommission_removes_it(
     assert processes_under(state) == []
 
 
-def test_bad_power_model_is_refused_before_anything_runs(
-    cp: ControlPlane, tmp_path: Path
-) -> None:
+def test_bad_power_model_is_refused_before_anything_runs(cp: ControlPlane, tmp_path: Path) -> None:
     inventory = write_inventory(
         tmp_path, "tpe-sim-03 govcloud_idle_watts=500 govcloud_peak_watts=200"
     )
