@@ -196,9 +196,9 @@ class HostRepo:
             row.agent_version = beat.agent_version
             if HostState(row.state) in LIVENESS_STATES:
                 # Back from SUSPECT/DOWN: to the state the operator left it in (ACTIVE, or
-                # DRAINING with its drain resumed), and wake the agent so its full status
-                # report replaces UNKNOWN with what really runs.
-                back_from_silence(session, row, silent_since)
+                # DRAINING, its drain having waited meanwhile), and wake the agent so its
+                # full status report replaces UNKNOWN with what really runs.
+                back_from_silence(row, silent_since)
                 row.generation += 1
                 row.assign_generation += 1
             current = Resources(vcpus=row.vcpus, ram_mib=row.ram_mib, disk_gib=row.disk_gib)

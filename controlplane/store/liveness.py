@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from controlplane.domain.host import HostState
 from controlplane.domain.instance import InstanceState
@@ -126,11 +125,7 @@ def _recorded(row: HostRow) -> HostState | None:
     return HostState(row.return_state) if row.return_state else None
 
 
-def back_from_silence(
-    session: Session,  # noqa: ARG001 - the heartbeat's transaction; nothing else changes
-    row: HostRow,
-    silent_since: datetime | None,
-) -> None:
+def back_from_silence(row: HostRow, silent_since: datetime | None) -> None:
     """A SUSPECT/DOWN host reported again (its previous heartbeat at ``silent_since``):
     return it to the state it was left in.
 
