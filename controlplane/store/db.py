@@ -7,6 +7,11 @@ crash of govcloud loses nothing committed and the database stays consistent, but
 loss or kernel crash can lose the last transactions. ``?synchronous=full`` in the URL
 syncs every commit; production runs PostgreSQL. PostgreSQL runs at READ
 COMMITTED; correctness under concurrency comes from conditional UPDATEs (see placement).
+
+``Database.read()`` is a read-only transaction for hot polling reads (agents' assignment
+lists and long-poll keys, instance listings): on SQLite it runs on a second engine whose
+connections begin with a deferred ``BEGIN`` and refuse writes, so it neither takes nor
+waits for the write lock.
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ from controlplane.domain.errors import Conflict, InvalidRequest
 SQLITE_SYNCHRONOUS = ("off", "normal", "full", "extra")
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine with the settings govcloud relies on for ``url``'s backend."""
+def make_engine(url: str, *, reader: bool = False) -> Engine:
+    """Create an engine with the settings govcloud relies on for ``url``'s backend.
+
+    ``reader`` (SQLite): an engine for read-only transactions, which begin with a deferred
+    ``BEGIN`` (no write lock) and whose connections refuse writes (``query_only``).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         synchronous = parsed.query.get("synchronous", "normal")
@@ -55,11 +64,13 @@ def make_engine(url: str) -> Engine:
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
+            if reader:
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
@@ -80,6 +91,18 @@ class Database:
         #: still meet the busy handler). Re-entrant, so a nested transaction behaves as
         #: it would without this lock.
         self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else None
+        #: SQLite files: read-only transactions on their own engine, which take no write
+        #: lock and wait for no writer (WAL readers see the last commit). An in-memory
+        #: database is private to its connection, so it has none.
+        in_memory = make_url(url).database in (None, "", ":memory:")
+        self._reader_engine = (
+            make_engine(url, reader=True) if self._writer is not None and not in_memory else None
+        )
+        self._reader = (
+            sessionmaker(self._reader_engine, expire_on_commit=False)
+            if self._reader_engine is not None
+            else None
+        )
 
     @property
     def is_postgres(self) -> bool:
@@ -109,9 +132,23 @@ class Database:
                 "a concurrent request created the same resource; retry", code="conflict.exists"
             ) from exc
 
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (a write in it fails): on SQLite it neither takes nor
+        waits for the write lock, so polling readers (agents' long-polls, listings) do not
+        queue behind creates; on PostgreSQL it is :meth:`transaction`."""
+        if self._reader is None:
+            with self.transaction() as session:
+                yield session
+            return
+        with self._reader() as session, session.begin():
+            yield session
+
     def dispose(self) -> None:
         """Close all pooled connections."""
         self.engine.dispose()
+        if self._reader_engine is not None:
+            self._reader_engine.dispose()
 
 
 def in_subtree(column: Any, scope: str) -> Any:

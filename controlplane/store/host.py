@@ -280,7 +280,7 @@ class HostRepo:
     def assignment_generations(self, host_ids: Iterable[str]) -> dict[str, int]:
         """The long-poll keys of several hosts in one query (unknown ids are left out)."""
         ids = sorted(set(host_ids))
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             rows = session.execute(
                 select(HostRow.id, HostRow.assign_generation).where(HostRow.id.in_(ids))
             )

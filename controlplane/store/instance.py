@@ -45,7 +45,7 @@ class InstanceRepo(InstanceCreation, InstanceRetries, InstanceActions, InstanceA
 
     def get(self, instance_id: str, scope: str) -> Instance:
         """One instance the caller (scoped to ``scope``) may see, else NotFound."""
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             row = self._visible_row(session, instance_id, scope)
             return to_model(row, host_name_of(session, row.host_id))
 
@@ -80,7 +80,7 @@ class InstanceRepo(InstanceCreation, InstanceRetries, InstanceActions, InstanceA
             query = query.where((HostRow.name == host) | (HostRow.id == host))
         if name:
             query = query.where(InstanceRow.name == name)
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             if org:
                 org_path = get_org_row(session, org).path
                 if not within(org_path, scope):
@@ -99,7 +99,7 @@ class InstanceRepo(InstanceCreation, InstanceRetries, InstanceActions, InstanceA
 
     def actions(self, instance_id: str, scope: str) -> builtins.list[InstanceAction]:
         """The instance's action history, oldest first."""
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             self._visible_row(session, instance_id, scope)
             rows = session.scalars(
                 select(InstanceActionRow)

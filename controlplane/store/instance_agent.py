@@ -96,7 +96,7 @@ class InstanceAgentSide(InstanceBase):
 
     def assignments(self, host_id: str) -> AssignmentList:
         """What the agent of ``host_id`` must run, at the host's assignment generation."""
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             return self._assignments(session, host_id)
 
     @staticmethod
@@ -115,7 +115,7 @@ class InstanceAgentSide(InstanceBase):
 
     def assignment_generation(self, host_id: str) -> int:
         """The long-poll key of ``host_id``."""
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             generation = (
                 session.connection().execute(_ASSIGN_GENERATION, {"host_id": host_id}).scalar()
             )
