@@ -32,8 +32,9 @@ MAX_ENTRIES = 4096
 Authorize = Callable[[User], None]
 
 
-def _anyone(user: User) -> None:
-    """No check (for callers that decided already, e.g. tests and scripts)."""
+def anyone(user: User) -> None:
+    """No check: for callers that decided already (tests, scripts). Say so explicitly:
+    the changing methods have no default, so a forgotten check cannot pass silently."""
 
 
 def _keep_a_platform_admin(
@@ -68,6 +69,10 @@ class PrincipalCache:
     so a freshly created user is never refused). A token revoked or a role changed
     through this replica's :class:`UserRepo` is dropped at once; another replica's
     change is seen at the latest ``ttl_s`` later. ``ttl_s`` = 0 turns caching off.
+
+    Every drop moves :attr:`generation`: a look-up that read the database before a drop
+    and would cache its (now stale) principal after it passes the generation it started
+    at to :meth:`put`, which then caches nothing.
     """
 
     def __init__(self, ttl_s: float = DEFAULT_TTL_S, now: Callable[[], float] = time.monotonic):
@@ -75,6 +80,12 @@ class PrincipalCache:
         self.now = now
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._lock = threading.Lock()
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Moves at every drop or clear; read it before a look-up, give it to :meth:`put`."""
+        return self._generation
 
     def get(self, digest: str) -> Principal | None:
         """The cached principal of ``digest`` (a copy), or None if absent or expired."""
@@ -90,11 +101,14 @@ class PrincipalCache:
                 return None
         return who.model_copy()
 
-    def put(self, digest: str, who: Principal) -> None:
-        """Remember ``who`` for ``digest`` until the TTL runs out."""
+    def put(self, digest: str, who: Principal, generation: int | None = None) -> None:
+        """Remember ``who`` for ``digest`` until the TTL runs out, unless something was
+        dropped since ``generation`` (then ``who`` may be what was revoked)."""
         if self.ttl_s <= 0:
             return
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return
             self._entries[digest] = (self.now() + self.ttl_s, who.model_copy())
             self._entries.move_to_end(digest)
             while len(self._entries) > MAX_ENTRIES:
@@ -103,6 +117,7 @@ class PrincipalCache:
     def drop(self, *, digest: str | None = None, name: str | None = None) -> None:
         """Forget one token (by digest) and/or every token of principal ``name``."""
         with self._lock:
+            self._generation += 1
             if digest is not None:
                 self._entries.pop(digest, None)
             if name is not None:
@@ -112,6 +127,7 @@ class PrincipalCache:
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
+            self._generation += 1
             self._entries.clear()
 
 
@@ -145,12 +161,20 @@ class UserRepo:
             return _model(row), token
 
     def ensure_admin(self, token: str) -> None:
-        """Create the built-in ``admin`` (platform-admin at the root) if it is missing.
+        """Create the built-in ``admin`` (platform-admin at the root) in a database that
+        has no platform-admin yet. Once ``admin`` has been deleted (possible only while
+        another platform-admin exists) it is not created again, so deleting it revokes
+        ``GOVCLOUD_ADMIN_TOKEN`` for good.
 
         Replicas starting together may race here; the loser finds the admin created.
         """
         with self.db.transaction() as session:
             if session.get(UserRow, "admin") is not None:
+                return
+            admins = session.scalar(
+                select(func.count()).where(UserRow.role == Role.PLATFORM_ADMIN.value)
+            )
+            if admins:
                 return
         with contextlib.suppress(AlreadyExists, Conflict):
             self.create("admin", Role.PLATFORM_ADMIN, ROOT_CODE, token)
@@ -163,7 +187,7 @@ class UserRepo:
             )
             return [_model(r) for r in rows]
 
-    def rotate_token(self, name: str, authorize: Authorize = _anyone) -> str:
+    def rotate_token(self, name: str, *, authorize: Authorize) -> str:
         """Revoke ``name``'s token and issue a new one (returned once, stored hashed);
         ``authorize`` judges the caller against the locked user first.
 
@@ -180,7 +204,7 @@ class UserRepo:
         self.cache.drop(digest=old, name=name)
         return token
 
-    def set_role(self, name: str, role: Role, authorize: Authorize = _anyone) -> User:
+    def set_role(self, name: str, role: Role, *, authorize: Authorize) -> User:
         """Give ``name`` another role (never taking the last platform-admin's);
         ``authorize`` judges the caller against the locked user first. Cached principals
         of the user are dropped."""
@@ -195,7 +219,7 @@ class UserRepo:
         self.cache.drop(name=name)
         return user
 
-    def delete(self, name: str, authorize: Authorize = _anyone) -> None:
+    def delete(self, name: str, *, authorize: Authorize) -> None:
         """Delete ``name`` (never the last platform-admin); its token stops working at
         once on this replica and within the cache TTL on the others. Audit events, and
         the ``created_by`` of what the user made, keep the name as text."""
@@ -228,8 +252,9 @@ class UserRepo:
         cached = self.cache.get(digest)
         if cached is not None:
             return cached
+        generation = self.cache.generation  # before the read: see PrincipalCache
         who = self._lookup(digest)
-        self.cache.put(digest, who)
+        self.cache.put(digest, who, generation)
         return who
 
     def cached(self, token: str) -> Principal | None:

@@ -21,6 +21,7 @@ import pytest
 
 from controlplane.domain.auth import Role
 from controlplane.domain.instance import Instance
+from controlplane.store.user import anyone
 from tests.api_helper import Api, error
 
 
@@ -43,7 +44,7 @@ def test_rotated_token_is_refused_at_once_by_the_replica_that_rotated_it(api: Ap
     token = api.create_user("chen", "member", "nfa")
     assert whoami(api, token)["name"] == "chen"  # now cached
     assert api.store.users.cached(token) is not None
-    new = api.store.users.rotate_token("chen")
+    new = api.store.users.rotate_token("chen", authorize=anyone)
     error(api.get("/v1/whoami", token=token), 401, "auth.unauthenticated")
     assert whoami(api, new)["name"] == "chen"
 
@@ -52,7 +53,7 @@ def test_role_change_takes_effect_at_once(api: Api) -> None:
     token = api.create_user("lin", "member", "nfa")
     body = {"name": "web-01", "project": "disaster", "flavor": "m1.small", "image": "cirros"}
     api.post("/v1/instances", json=body, token=token, expect=202)  # member: cached
-    api.store.users.set_role("lin", Role.AUDITOR)
+    api.store.users.set_role("lin", Role.AUDITOR, authorize=anyone)
     assert whoami(api, token)["role"] == "auditor"
     error(api.post("/v1/instances", json=body | {"name": "web-02"}, token=token), 403)
 
@@ -65,7 +66,7 @@ def test_other_replicas_see_a_revocation_within_the_ttl(
     clock = FakeMonotonic()
     other.store.users.cache.now = clock
     assert whoami(other, token)["name"] == "wu"
-    api.store.users.rotate_token("wu")  # through the first replica
+    api.store.users.rotate_token("wu", authorize=anyone)  # through the first replica
     clock.now += 4.0
     assert whoami(other, token)["name"] == "wu"  # still trusted: within the TTL
     clock.now += 1.0
@@ -77,7 +78,7 @@ def test_a_zero_ttl_turns_the_cache_off(api: Api, api_factory: Callable[..., Api
     other = api_factory(api.url, migrate=False, auth_cache_ttl_s=0)
     assert whoami(other, token)["name"] == "hsu"
     assert other.store.users.cached(token) is None
-    api.store.users.rotate_token("hsu")
+    api.store.users.rotate_token("hsu", authorize=anyone)
     error(other.get("/v1/whoami", token=token), 401, "auth.unauthenticated")
 
 

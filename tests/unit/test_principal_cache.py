@@ -71,3 +71,13 @@ def test_callers_get_copies() -> None:
     again = cache.get("a")
     assert again is not None
     assert again.org_path == "gov/moi/nfa"
+
+
+def test_a_look_up_that_read_before_a_drop_caches_nothing() -> None:
+    cache = PrincipalCache(5.0, Clock())
+    started = cache.generation  # a look-up reads the database...
+    cache.drop(name="chen")  # ...while a revocation commits and drops the user
+    cache.put("d1", member(), started)  # the look-up's stale principal is not kept
+    assert cache.get("d1") is None
+    cache.put("d1", member(), cache.generation)  # a look-up after the drop is kept
+    assert cache.get("d1") == member()

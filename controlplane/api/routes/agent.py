@@ -222,13 +222,14 @@ def heartbeat(
     request.state.audit_skip = True
     require_agent_for(who, host_id)
     digest: str = request.state.token_digest
+    generation = store.users.cache.generation  # a revocation meanwhile: cache nothing
     beat = store.hosts.quiet_heartbeat(host_id, body, digest)
     if beat is None:  # back from silence, a new capacity, or the credential was revoked
         store.users.cache.drop(digest=digest)
         require_agent_for(store.users.authenticate(bearer_token(request)), host_id)
         beat = store.hosts.heartbeat(host_id, body)
     else:
-        store.users.cache.put(digest, who)
+        store.users.cache.put(digest, who, generation)
     may_have_changed = heartbeat_book(request, settings.host_suspect_after_s).record(beat)
     if may_have_changed:
         request.app.state.pending.poke()  # more room, or a host back from DOWN

@@ -30,7 +30,7 @@ router = APIRouter(tags=["users"])
 
 
 class _Judge:
-    """Judges the caller against the locked user row (see ``store.users.Authorize``):
+    """Judges the caller against the locked user row (see ``store.user.Authorize``):
     not found outside the caller's subtree, else audited against the user's organisation
     and checked by ``rule``. Remembers the user it judged."""
 
@@ -79,7 +79,7 @@ def rotate_token(name: str, request: Request, store: StoreDep, who: UserDep) -> 
     manage). The old token stops working at once on this replica and within
     ``auth_cache_ttl_s`` on the others."""
     judge = _Judge(request, who, require_token_rotation)
-    token = store.users.rotate_token(name, judge)
+    token = store.users.rotate_token(name, authorize=judge)
     assert judge.user is not None  # the store judged the locked row
     return UserToken(user=judge.user, token=token)
 
@@ -92,12 +92,12 @@ def update_user(
     never the last platform-admin's."""
     role = Role(body.role.value)
     judge = _Judge(request, who, lambda caller, user: require_role_change(caller, user, role))
-    return store.users.set_role(name, role, judge)
+    return store.users.set_role(name, role, authorize=judge)
 
 
 @router.delete("/users/{name}", name="user.delete", status_code=204)
 def delete_user(name: str, request: Request, store: StoreDep, who: UserDep) -> Response:
     """Delete a user you manage (not yourself, never the last platform-admin); the audit
     trail keeps its name."""
-    store.users.delete(name, _Judge(request, who, require_user_deletion))
+    store.users.delete(name, authorize=_Judge(request, who, require_user_deletion))
     return Response(status_code=204)
