@@ -3,10 +3,13 @@ first, with anti-starvation), and the dry run of a request."""
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import InvalidRequest, NotFound
 from controlplane.domain.resources import Resources
@@ -25,14 +28,30 @@ from controlplane.store.tables import (
 
 log = logging.getLogger(__name__)
 
+#: PENDING requests in retry order (oldest first).
+_PENDING = (
+    select(InstanceRow.id, InstanceRow.requested_datacentre, InstanceRow.created_at)
+    .where(InstanceRow.state == S.PENDING.value)
+    .order_by(InstanceRow.created_at, InstanceRow.id)
+)
+
 
 class InstanceRetries(InstancePlacing):
     """``place_pending`` and ``dry_run``."""
 
     # -- retries --------------------------------------------------------------------------
 
+    #: Where the last pass that hit its limit stopped: (created_at, id) of the last request
+    #: it tried (None: the next pass starts with the oldest).
+    _pending_after: tuple[datetime, str] | None = None
+
     def place_pending(self, limit: int = 100) -> int:
-        """Retry PENDING instances, oldest first; returns how many were placed.
+        """Retry up to ``limit`` PENDING instances, oldest first; returns how many were
+        placed.
+
+        With more than ``limit`` waiting, each pass goes on after the request the previous
+        one stopped at, wrapping around to the oldest, so requests that cannot be placed
+        never keep younger ones that could from ever being tried.
 
         Anti-starvation: a request PENDING for longer than ``hold_after`` that would fit
         once room frees holds back every younger request that competes for its data
@@ -40,14 +59,7 @@ class InstanceRetries(InstancePlacing):
         """
         now = self.clock()
         with self.db.transaction() as session:
-            candidates = list(
-                session.execute(
-                    select(InstanceRow.id, InstanceRow.requested_datacentre, InstanceRow.created_at)
-                    .where(InstanceRow.state == S.PENDING.value)
-                    .order_by(InstanceRow.created_at, InstanceRow.id)
-                    .limit(limit)
-                )
-            )
+            candidates = self._pending_window(session, limit)
             blockers = self._blockers(session, now)
         placed = 0
         for instance_id, datacentre, created_at in candidates:
@@ -123,6 +135,27 @@ class InstanceRetries(InstancePlacing):
                 self._record("conflict", began, 1, datacentre, None)
                 log.info("placement race lost for pending %s; next pass retries", instance_id)
         return placed
+
+    def _pending_window(
+        self, session: Session, limit: int
+    ) -> builtins.list[tuple[str, str | None, datetime]]:
+        """The next ``limit`` PENDING requests after ``_pending_after`` in (created_at, id)
+        order, wrapping around; moves the cursor."""
+        after = self._pending_after
+        query = _PENDING.limit(limit)
+        if after is None:
+            window = list(session.execute(query).tuples())
+        else:
+            later = or_(
+                InstanceRow.created_at > after[0],
+                and_(InstanceRow.created_at == after[0], InstanceRow.id > after[1]),
+            )
+            window = list(session.execute(query.where(later)).tuples())
+            if len(window) < limit:  # wrap around to the oldest, up to the cursor
+                oldest = _PENDING.where(~later).limit(limit - len(window))
+                window += session.execute(oldest).tuples()
+        self._pending_after = (window[-1][2], window[-1][0]) if len(window) == limit else None
+        return window
 
     # -- dry run --------------------------------------------------------------------------
 

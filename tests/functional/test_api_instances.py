@@ -228,6 +228,19 @@ def test_pending_reason_names_hosts_and_dimensions_then_placed(api: Api) -> None
     assert api.place_pending() == 0
 
 
+def test_unplaceable_old_requests_do_not_keep_younger_ones_from_being_tried(api: Api) -> None:
+    # More PENDING requests that can never fit than one pass tries (100), then one that can.
+    api.create_flavor("huge", vcpus=256, ram_mib=2048, disk_gib=10)
+    for i in range(101):
+        api.create_instance(f"big-{i}", flavor="huge")
+    small = api.create_instance("small-0")
+    api.register_host("tpe1-h01")
+    # The first pass tries the 100 oldest; the next goes on after them.
+    assert [api.place_pending() for _ in range(2)] == [0, 1]
+    assert api.instance(small["id"])["state"] == "SCHEDULED"
+    assert api.place_pending() == 0  # and wraps around to the oldest again
+
+
 def test_heartbeat_with_more_capacity_places_pending(api: Api) -> None:
     agent = api.register_host("h1", vcpus=4, ram_mib=1536, disk_gib=100)
     assert api.create_instance("a")["state"] == "SCHEDULED"
