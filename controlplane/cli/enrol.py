@@ -159,6 +159,12 @@ def _power(host: InventoryHost) -> HostUpdate | None:
     given = {field: host.vars[var] for var, field in POWER_VARS.items() if var in host.vars}
     if not given:
         return None
+    if len(given) < len(POWER_VARS):  # one alone would be checked against stored values
+        missing = next(var for var, field in POWER_VARS.items() if field not in given)
+        raise CliProblem(
+            f"host {host.name}: {missing} is missing; give both {' and '.join(POWER_VARS)}",
+            hint="set both variables in the inventory, or neither",
+        )
     try:
         return HostUpdate.model_validate(given)
     except ValidationError as err:
@@ -167,7 +173,7 @@ def _power(host: InventoryHost) -> HostUpdate | None:
         var = next(v for v, f in POWER_VARS.items() if f == field)
         raise CliProblem(
             f"host {host.name}: {var}={given.get(field)!r}: {problem['msg']}",
-            hint="fix the variable in the inventory (watts, 0 < idle <= peak)",
+            hint="fix the variable in the inventory (watts: 0 <= idle <= peak <= 20000, peak > 0)",
         ) from err
 
 

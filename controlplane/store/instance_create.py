@@ -8,7 +8,6 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import NoReturn
 from uuid import uuid4
 
@@ -22,7 +21,6 @@ from controlplane.domain.instance import (
     PowerIntent,
 )
 from controlplane.domain.org import OrgKind
-from controlplane.domain.quota import instance_usage
 from controlplane.domain.resources import Resources
 from controlplane.scheduler import HostView, Plan
 from controlplane.scheduler.record import Outcome
@@ -41,7 +39,6 @@ from controlplane.store.tables import (
     InstanceRow,
     OrganisationRow,
 )
-from quotas import Usage
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +78,6 @@ class _Create:
     whole: bool
     server_group: str | None
     hints: Hints
-
-
-def charge_many(
-    session: Session, org_path: str, amount: Resources, count: int, now: datetime, first_id: str
-) -> None:
-    """One quota charge for ``count`` instances of ``amount`` (locks the path root first)."""
-    what = f"instance {first_id}" if count == 1 else f"{count} instances from {first_id}"
-    quota._move(session, org_path, instance_usage(amount) * count, Usage(), now, what)
 
 
 def _names(name: str, count: int) -> builtins.list[str]:
@@ -278,7 +267,7 @@ class InstanceCreation(InstancePlacing):
                         placeable=len(plan.placements),
                         explanation=plan.explanation.model_dump(mode="json"),
                     )
-            charge_many(session, found.path, amount, count, now, rows[0]["id"])
+            quota.charge(session, found.path, amount, now, rows[0]["id"], count)
             claimed: builtins.list[HostView] = []
             explained = plan.explanation.model_dump(mode="json") if plan is not None else None
             if plan is not None and plan.placements:

@@ -146,10 +146,17 @@ def _set_usage(session: Session, usage: Mapping[str, Usage]) -> None:
 
 
 def charge(
-    session: Session, org_path: str, resources: Resources, now: datetime, instance_id: str
+    session: Session,
+    org_path: str,
+    resources: Resources,
+    now: datetime,
+    instance_id: str,
+    count: int = 1,
 ) -> None:
-    """Count one instance of ``resources`` against every level, or raise QuotaExceeded."""
-    _move(session, org_path, instance_usage(resources), Usage(), now, f"instance {instance_id}")
+    """Count ``count`` instances of ``resources`` (the first one ``instance_id``) against
+    every level, or raise QuotaExceeded and change nothing."""
+    what = f"instance {instance_id}" if count == 1 else f"{count} instances from {instance_id}"
+    _move(session, org_path, instance_usage(resources) * count, Usage(), now, what)
 
 
 def adjust(

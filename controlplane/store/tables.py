@@ -287,7 +287,8 @@ class InstanceEventRow(Base):
 
     Written by the ``before_flush`` listener of :mod:`controlplane.store.history` whenever
     an ``InstanceRow`` is inserted or its ``state``, ``desired_power`` or ``host_id``
-    changes; never updated. ``from_state`` is None for the instance's first event.
+    changes, and by ``history.record_inserted`` for rows created with Core (the create
+    path); never updated. ``from_state`` is None for the instance's first event.
     """
 
     __tablename__ = "instance_events"

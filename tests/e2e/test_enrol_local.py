@@ -115,6 +115,14 @@ def test_bad_power_model_is_refused_before_anything_runs(cp: ControlPlane, tmp_p
     assert cp.client.list_hosts() == []  # no token issued, no playbook run
     assert not (tmp_path / "hosts" / "tpe-sim-03").exists()
 
+    half = write_inventory(tmp_path, "tpe-sim-03 govcloud_idle_watts=150")
+    result = govcloud(
+        cp, *["host", "enrol", "-i", str(half), "--dc", DC, "--simulated"], home=tmp_path
+    )
+    assert result.exit_code == 2, result.output
+    assert "host tpe-sim-03: govcloud_peak_watts is missing" in result.stderr
+    assert cp.client.list_hosts() == []
+
 
 def test_agent_that_cannot_register_fails_cleanly(cp: ControlPlane, tmp_path: Path) -> None:
     inventory = write_inventory(tmp_path, "tpe-sim-02")
