@@ -1,9 +1,13 @@
-"""Agent stand-ins that understand migration orders, for the fleet (migration/drain) tests."""
+"""Agent stand-ins that understand migration orders, for the fleet (migration/drain) tests,
+and host registration straight through the store."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from agents.protocol.v1 import RegisterRequest
+from controlplane.domain.resources import Resources
+from controlplane.store import Store
 from tests.api_helper import Agent, Api
 
 OBSERVED = {"running": "running", "stopped": "stopped", "deleted": "absent"}
@@ -43,3 +47,22 @@ def settle(api: Api, agents: list[Agent], rounds: int = 3) -> None:
         for agent in agents:
             migration_agent_pass(agent)
         api.app.state.drains.run_once()
+
+
+def register_host(
+    store: Store, name: str, capacity: Resources, traits: list[str] | None = None
+) -> str:
+    """Register host ``name`` in data centre tpe-1 straight through the store, as its agent
+    would (one bootstrap token, then registration); returns its id."""
+    token, _ = store.hosts.issue_bootstrap_token("tpe-1", "test")
+    host, _credential = store.hosts.register(
+        RegisterRequest(
+            bootstrap_token=token,
+            name=name,
+            capacity=capacity,
+            libvirt_uri="test:///default",
+            agent_version="test",
+            traits=traits or [],
+        )
+    )
+    return host.id

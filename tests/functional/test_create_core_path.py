@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from agents.protocol.v1 import RegisterRequest
 from controlplane.domain.datacentre import DataCentre
 from controlplane.domain.errors import GovcloudError, InvalidRequest, NotFound
 from controlplane.domain.flavor import Flavor
@@ -31,6 +30,7 @@ from controlplane.store.tables import (
 )
 from quotas import Usage
 from tests.api_helper import Api, FakeClock
+from tests.functional.fleet_helpers import register_host
 
 SMALL = Flavor(name="s1", vcpus=1, ram_mib=1024, disk_gib=10)
 #: Larger than any host: a create of it stays PENDING.
@@ -41,17 +41,7 @@ PROJECT_PATH = "gov/moe/moe-it/dict"
 
 
 def _register(store: Store, name: str) -> str:
-    token, _ = store.hosts.issue_bootstrap_token("tpe-1", "test")
-    host, _credential = store.hosts.register(
-        RegisterRequest(
-            bootstrap_token=token,
-            name=name,
-            capacity=HOST,
-            libvirt_uri="test:///default",
-            agent_version="test",
-        )
-    )
-    return host.id
+    return register_host(store, name, HOST)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agents.protocol.v1 import Heartbeat, RegisterRequest
+from agents.protocol.v1 import Heartbeat
 from controlplane.domain.datacentre import DataCentre, DataCentreState
 from controlplane.domain.flavor import Flavor
 from controlplane.domain.image import Image
@@ -24,6 +24,7 @@ from controlplane.store import Store, open_store
 from controlplane.store.fleet_index import read_epoch
 from controlplane.store.instance import Hints
 from controlplane.store.placement import release
+from tests.functional.fleet_helpers import register_host
 
 SMALL = Flavor(name="s1", vcpus=1, ram_mib=1024, disk_gib=10)
 #: Room for exactly two s1 instances (RAM binds; 512 MiB is reserved by default).
@@ -31,18 +32,7 @@ HOST = Resources(vcpus=16, ram_mib=512 + 2 * 1024, disk_gib=1000)
 
 
 def _register(store: Store, name: str, traits: list[str] | None = None) -> str:
-    token, _ = store.hosts.issue_bootstrap_token("tpe-1", "test")
-    host, _credential = store.hosts.register(
-        RegisterRequest(
-            bootstrap_token=token,
-            name=name,
-            capacity=HOST,
-            libvirt_uri="test:///default",
-            agent_version="test",
-            traits=traits or [],
-        )
-    )
-    return host.id
+    return register_host(store, name, HOST, traits)
 
 
 @pytest.fixture
