@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Text, select, text, type_coerce
+from sqlalchemy import ColumnElement, Integer, Text, literal_column, select, type_coerce
 from sqlalchemy.orm import Session
 
 from controlplane.domain.datacentre import DataCentreState
@@ -102,17 +102,27 @@ def fleet_view(session: Session, datacentre: str | None = None) -> FleetView:
     return tuple(host_view(row, row[2] in active) for row in session.execute(query))
 
 
-_PG_EPOCH = text("SELECT last_value, is_called FROM fleet_epoch_seq")
-_SQLITE_EPOCH = text("SELECT n FROM fleet_epoch WHERE id = 1")
+#: The fleet epoch as a scalar SQL expression, per dialect: a sequence on PostgreSQL (0
+#: before its first use), a row on SQLite. Other statements may embed it (the create path
+#: reads it with its other look-ups in one round trip).
+_EPOCH_SQL = {
+    "postgresql": "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fleet_epoch_seq)",
+    "sqlite": "(SELECT n FROM fleet_epoch WHERE id = 1)",
+}
+
+
+def epoch_column(dialect: str) -> ColumnElement[int]:
+    """The fleet epoch as a column to select, for ``dialect``."""
+    return literal_column(_EPOCH_SQL[dialect], Integer).label("fleet_epoch")
+
+
+_READ_EPOCH = {name: select(epoch_column(name)) for name in _EPOCH_SQL}
 
 
 def read_epoch(session: Session) -> int:
-    """The fleet epoch (see the module doc): a sequence on PostgreSQL, a row on SQLite."""
+    """The fleet epoch (see the module doc)."""
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        last, called = connection.execute(_PG_EPOCH).one()
-        return int(last) if called else 0
-    return int(connection.execute(_SQLITE_EPOCH).scalar_one())
+    return int(connection.execute(_READ_EPOCH[connection.dialect.name]).scalar_one())
 
 
 class FleetIndex:
@@ -128,10 +138,14 @@ class FleetIndex:
         self._epoch: int | None = None
         self._loaded_at = 0.0
 
-    def view(self, session: Session, datacentre: str | None) -> tuple[Fleet, bool]:
+    def view(
+        self, session: Session, datacentre: str | None, epoch: int | None = None
+    ) -> tuple[Fleet, bool]:
         """The snapshot of ``datacentre`` (None: every host) and whether it was read from
-        the database just now (False: reused)."""
-        epoch = read_epoch(session)
+        the database just now (False: reused). ``epoch``: the fleet epoch if the caller
+        read it in this transaction already (see :func:`epoch_column`)."""
+        if epoch is None:
+            epoch = read_epoch(session)
         with self._lock:
             current = (
                 self._epoch == epoch

@@ -8,10 +8,11 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import NoReturn
 from uuid import uuid4
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, exists, insert, select
 from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import Conflict, InvalidRequest, NotFound
@@ -26,6 +27,7 @@ from controlplane.scheduler import HostView, Plan
 from controlplane.scheduler.record import Outcome
 from controlplane.store import history, quota
 from controlplane.store.audit import note_inserted
+from controlplane.store.fleet_index import epoch_column
 from controlplane.store.instance_base import Hints, S, check_count, check_image_fits, to_model
 from controlplane.store.instance_placing import InstancePlacing
 from controlplane.store.org import get_row as get_org_row
@@ -42,10 +44,12 @@ from controlplane.store.tables import (
 
 log = logging.getLogger(__name__)
 
-#: The project's kind and path, the flavor's sizes and the image's minimums: one
-#: statement on every create (no row: one of them is missing, see ``_refuse``).
-_LOOKUP = (
-    select(
+#: The project's kind and path, the flavor's sizes and the image's minimums (no row: one of
+#: them is missing, see ``_refuse``), with the fleet epoch and whether any request has been
+#: PENDING since before ``before`` (else there is no blocker to look for): one statement
+#: per create, per dialect (the epoch's SQL differs).
+_LOOKUP = {
+    dialect: select(
         OrganisationRow.kind,
         OrganisationRow.path,
         FlavorRow.vcpus,
@@ -53,12 +57,17 @@ _LOOKUP = (
         FlavorRow.disk_gib,
         ImageRow.min_ram_mib,
         ImageRow.min_disk_gib,
+        epoch_column(dialect),
+        exists()
+        .where(InstanceRow.state == S.PENDING.value, InstanceRow.created_at < bindparam("before"))
+        .label("old_pending"),
     )
     .select_from(OrganisationRow)
     .join(FlavorRow, FlavorRow.name == bindparam("flavor"))
     .join(ImageRow, ImageRow.name == bindparam("image"))
     .where(OrganisationRow.code == bindparam("project"))
-)
+    for dialect in ("postgresql", "sqlite")
+}
 _DC = select(DataCentreRow.code).where(DataCentreRow.code == bindparam("dc"))
 _INSERT_INSTANCES = insert(InstanceRow)
 _INSERT_ACTIONS = insert(InstanceActionRow)
@@ -196,7 +205,13 @@ class InstanceCreation(InstancePlacing):
         with self.db.transaction() as session:
             connection = session.connection()
             found = connection.execute(
-                _LOOKUP, {"project": req.project, "flavor": req.flavor, "image": req.image}
+                _LOOKUP[connection.dialect.name],
+                {
+                    "project": req.project,
+                    "flavor": req.flavor,
+                    "image": req.image,
+                    "before": now - (self.hold_after or timedelta()),
+                },
             ).first()
             if found is None or found.kind != OrgKind.PROJECT.value:
                 _refuse(session, req)  # names what is missing or wrong
@@ -249,12 +264,16 @@ class InstanceCreation(InstancePlacing):
                 f"lost {self.max_attempts} placement races to concurrent requests; "
                 "will retry automatically"
             )
-            blocker = self._blocker(session, now, req.datacentre, None) if place else None
+            blocker = (
+                self._blocker(session, now, req.datacentre, None)
+                if place and found.old_pending
+                else None
+            )
             if blocker is not None:
                 pending_reason = blocker.reason()
             elif place:
                 request = self._request(session, amount, req.datacentre, req.hints, group, count)
-                view, fresh = self.index.view(session, req.datacentre)
+                view, fresh = self.index.view(session, req.datacentre, found.fleet_epoch)
                 plan = self.schedule(view, request)
                 if not plan.complete and not fresh:  # never give up on a reused snapshot
                     plan = self.schedule(self.index.reload(session, req.datacentre), request)
