@@ -60,5 +60,5 @@ def build(settings: Settings, store: Store) -> DrainLoop:
     migrations = MigrationRepo(
         store.db, store.clock, store.instances.schedule, settings.placement_max_attempts
     )
-    drains = DrainRepo(store.db, store.clock, migrations, store.maintenance)
+    drains = DrainRepo(store.db, store.clock, migrations)
     return DrainLoop(migrations, drains, settings.drain_interval_s, settings.migration_timeout_s)

@@ -37,6 +37,7 @@ from controlplane.domain.errors import (
 from controlplane.domain.host import LIVENESS_STATES, HostState
 from controlplane.domain.instance import InstanceState
 from controlplane.domain.liveness import returns_to
+from controlplane.domain.maintenance import check_window
 from controlplane.domain.migration import (
     DEFAULT_MAX_PARALLEL,
     IN_FLIGHT,
@@ -48,7 +49,7 @@ from controlplane.domain.migration import (
 )
 from controlplane.store.consolidation_run import emptying
 from controlplane.store.db import Database
-from controlplane.store.maintenance import MaintenanceRepo
+from controlplane.store.maintenance import add_window
 from controlplane.store.migration import MOVABLE, MigrationRepo
 from controlplane.store.tables import DataCentreRow, DrainRow, HostRow, InstanceRow, MigrationRow
 
@@ -113,12 +114,10 @@ class DrainRepo:
         db: Database,
         clock: Callable[[], datetime],
         migrations: MigrationRepo,
-        maintenance: MaintenanceRepo,
     ) -> None:
         self.db = db
         self.clock = clock
         self.migrations = migrations
-        self.maintenance = maintenance
 
     # -- commands -------------------------------------------------------------------------
 
@@ -131,10 +130,12 @@ class DrainRepo:
         end_state: HostState = HostState.DRAINING,
         until: datetime | None = None,
         reason: str = "",
-        window: str | None = None,
+        window_until: datetime | None = None,
     ) -> Drain:
         """Put ``host`` into DRAINING and start moving its instances away (a running drain
-        of the same host is superseded: its parameters are replaced)."""
+        of the same host is superseded: its parameters are replaced). ``window_until``:
+        also record a maintenance window from now to then, in the same transaction (so a
+        refused drain leaves none)."""
         now = self.clock()
         with self.db.transaction() as session:
             row = session.scalar(
@@ -153,6 +154,18 @@ class DrainRepo:
                     state=row.state,
                 )
             _refuse_consolidating(session, row)
+            window = None
+            if window_until is not None:
+                window = add_window(
+                    session,
+                    datacentre=row.datacentre,
+                    host=row,
+                    starts_at=now,
+                    ends_at=window_until,
+                    reason=reason or "host maintenance",
+                    actor=actor,
+                    now=now,
+                ).id
             self._supersede(session, DrainKind.HOST, row.id, now)
             row.state = HostState.DRAINING.value
             drain = DrainRow(
@@ -188,27 +201,16 @@ class DrainRepo:
         """Drain, record a maintenance window from now to ``until`` (so the SLA excludes
         it), and leave the host in MAINTENANCE once empty; it returns to ACTIVE at
         ``until`` (or earlier with ``undrain``)."""
-        window = self.maintenance.create(
-            datacentre=None,
-            host=host,
-            starts_at=self.clock(),
-            ends_at=until,
-            reason=reason or "host maintenance",
+        check_window(self.clock(), until)  # the input first, as for any window
+        return self.drain_host(
+            host,
             actor=actor,
+            max_parallel=max_parallel,
+            end_state=HostState.MAINTENANCE,
+            until=until,
+            reason=reason,
+            window_until=until,
         )
-        try:
-            return self.drain_host(
-                host,
-                actor=actor,
-                max_parallel=max_parallel,
-                end_state=HostState.MAINTENANCE,
-                until=until,
-                reason=reason,
-                window=window.id,
-            )
-        except GovcloudError:  # refused: no window for maintenance that does not happen
-            self.maintenance.delete(window.id)
-            raise
 
     def undrain(self, host: str, *, actor: str) -> Drain | None:
         """Back to ACTIVE; a running drain is cancelled (moves in flight still finish).

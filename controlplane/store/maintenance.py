@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from controlplane.domain.errors import InvalidRequest, NotFound
 from controlplane.domain.maintenance import MaintenanceScope, MaintenanceWindow, check_window
@@ -17,6 +18,36 @@ from controlplane.store.tables import DataCentreRow, HostRow, MaintenanceWindowR
 
 def _model(row: MaintenanceWindowRow) -> MaintenanceWindow:
     return MaintenanceWindow.model_validate(row, from_attributes=True)
+
+
+def add_window(
+    session: Session,
+    *,
+    datacentre: str,
+    host: HostRow | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> MaintenanceWindowRow:
+    """Insert a checked window in ``session``'s transaction (for ``host``, else for every
+    host of ``datacentre``), so a caller can make it part of a larger change."""
+    row = MaintenanceWindowRow(
+        id=str(uuid4()),
+        scope=(MaintenanceScope.HOST if host else MaintenanceScope.DC).value,
+        datacentre=datacentre,
+        host_id=host.id if host else None,
+        host_name=host.name if host else None,
+        starts_at=starts_at.astimezone(UTC),
+        ends_at=ends_at.astimezone(UTC),
+        reason=reason,
+        created_by=actor,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
 
 
 class MaintenanceRepo:
@@ -63,20 +94,16 @@ class MaintenanceRepo:
                 )
             if session.get(DataCentreRow, datacentre) is None:
                 raise NotFound("dc", datacentre)
-            row = MaintenanceWindowRow(
-                id=str(uuid4()),
-                scope=(MaintenanceScope.HOST if host_row else MaintenanceScope.DC).value,
+            row = add_window(
+                session,
                 datacentre=datacentre,
-                host_id=host_row.id if host_row else None,
-                host_name=host_row.name if host_row else None,
+                host=host_row,
                 starts_at=starts_at,
                 ends_at=ends_at,
                 reason=reason,
-                created_by=actor,
-                created_at=self.clock(),
+                actor=actor,
+                now=self.clock(),
             )
-            session.add(row)
-            session.flush()
             return _model(row)
 
     def get(self, window_id: str) -> MaintenanceWindow:
