@@ -66,7 +66,7 @@ def _event(request: Request, status: int, store: Store) -> AuditEvent:
         target_id=_clip(ident, 200),
         outcome="success" if status < 400 else "failure",
         status_code=status,
-        details={"method": request.method, "path": path},
+        details={"method": request.method, "path": path, **state.get("audit_details", {})},
     )
 
 

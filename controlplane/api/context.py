@@ -99,9 +99,15 @@ def org_path(request: Request, store: Store, code: str) -> str:
     return path
 
 
-def audit_target(request: Request, kind: str, ident: str, org: str | None = None) -> None:
-    """Tell the audit middleware what a mutating call acted on."""
+def audit_target(
+    request: Request, kind: str, ident: str, org: str | None = None, *, ids: list[str] | None = None
+) -> None:
+    """Tell the audit middleware what a mutating call acted on. ``ids``: every object it
+    acted on, when ``ident`` (at most 200 characters) cannot name them all; they go into
+    the event's details."""
     request.state.audit_target = (kind, ident, org)
+    if ids is not None:
+        request.state.audit_details = {"ids": ids}
 
 
 StoreDep = Annotated[Store, Depends(get_store)]

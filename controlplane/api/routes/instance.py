@@ -93,7 +93,8 @@ def create_instance(
         answer: Instance | InstanceBatch = created[0]
     else:
         created = _create(store, body, who, rid)
-        audit_target(request, "instance", ",".join(i.id for i in created)[:200], path)
+        ids = [i.id for i in created]
+        audit_target(request, "instance", ",".join(ids)[:200], path, ids=ids)
         placed = sum(i.state is not InstanceState.PENDING for i in created)
         answer = InstanceBatch(items=created, placed=placed, pending=len(created) - placed)
     # The models are already valid: render them once, without FastAPI's re-validation.
