@@ -140,44 +140,37 @@ def _json(answer: BaseModel) -> Response:
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
-def heartbeat_book(request: Request, silent_after_s: float) -> HeartbeatBook:
-    """This app's :class:`HeartbeatBook` (created on first use, kept in ``app.state``)."""
+T = TypeVar("T")
+
+
+def _shared(request: Request, name: str, make: Callable[[], T]) -> T:
+    """``app.state.<name>``, made by ``make()`` on first use (once per app, under a lock)."""
     state = request.app.state
-    book: HeartbeatBook | None = getattr(state, "heartbeat_book", None)
-    if book is None:
+    value: T | None = getattr(state, name, None)
+    if value is None:
         with _STATE_LOCK:
-            book = getattr(state, "heartbeat_book", None)
-            if book is None:
-                book = HeartbeatBook(silent_after_s)
-                state.heartbeat_book = book
-    return book
+            value = getattr(state, name, None)
+            if value is None:
+                value = make()
+                setattr(state, name, value)
+    return value
+
+
+def heartbeat_book(request: Request, silent_after_s: float) -> HeartbeatBook:
+    """This app's :class:`HeartbeatBook`."""
+    return _shared(request, "heartbeat_book", lambda: HeartbeatBook(silent_after_s))
 
 
 def loaded_hosts(request: Request, store: Store) -> LoadedHosts:
-    """This app's :class:`LoadedHosts` (created on first use, kept in ``app.state``)."""
-    state = request.app.state
-    loaded: LoadedHosts | None = getattr(state, "lab_loaded_hosts", None)
-    if loaded is None:
-        with _STATE_LOCK:
-            loaded = getattr(state, "lab_loaded_hosts", None)
-            if loaded is None:
-                loaded = LoadedHosts(runs_of(store).loaded_hosts)
-                state.lab_loaded_hosts = loaded
-    return loaded
+    """This app's :class:`LoadedHosts`."""
+    return _shared(request, "lab_loaded_hosts", lambda: LoadedHosts(runs_of(store).loaded_hosts))
 
 
 def fence_leases(request: Request) -> Recent[str, float]:
-    """This app's fencing lease per data centre (created on first use, kept in
-    ``app.state``; :func:`forget_fence_leases` drops it when a policy changes)."""
+    """This app's fencing lease per data centre (:func:`forget_fence_leases` drops it
+    when a policy changes)."""
     state = request.app.state
-    leases: Recent[str, float] | None = getattr(state, "fence_leases", None)
-    if leases is None:
-        with _STATE_LOCK:
-            leases = getattr(state, "fence_leases", None)
-            if leases is None:
-                leases = Recent(state.liveness.evacuation.lease_for)
-                state.fence_leases = leases
-    return leases
+    return _shared(request, "fence_leases", lambda: Recent(state.liveness.evacuation.lease_for))
 
 
 def forget_fence_leases(request: Request) -> None:
