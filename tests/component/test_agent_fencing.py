@@ -4,7 +4,6 @@ driver host; the control plane is the in-memory stand-in (partition = unreachabl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,9 @@ from tests.component.agent_harness import (
     SimulatedHost,
     agent_settings,
     assignment,
-    simulated_host,
 )
 
 LEASE_S = 30.0
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[SimulatedHost]:
-    sim = simulated_host(tmp_path / "host")
-    yield sim
-    sim.driver.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

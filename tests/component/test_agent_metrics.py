@@ -4,7 +4,6 @@ prometheus-client's HTTP server on a loopback port and scraped over HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,10 @@ from tests.component.agent_harness import (
     SimulatedHost,
     agent_settings,
     assignment,
-    simulated_host,
 )
 
 #: A format the protocol refuses, passed unvalidated so the driver fails on it.
 VMDK: Any = "vmdk"
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[SimulatedHost]:
-    sim = simulated_host(tmp_path / "host")
-    yield sim
-    sim.driver.close()
 
 
 class FlakyControlPlane(FakeControlPlane):

@@ -51,11 +51,6 @@ def host(tmp_path: Path) -> Iterator[SimulatedHost]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def cp(clock: FakeClock) -> FakeControlPlane:
     return FakeControlPlane(clock=clock)
 

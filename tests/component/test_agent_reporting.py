@@ -12,7 +12,6 @@ them at once instead of long-polling for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,6 @@ from tests.component.agent_harness import (
     SimulatedHost,
     agent_settings,
     assignment,
-    simulated_host,
 )
 
 
@@ -82,18 +80,6 @@ class TalkativeControlPlane(FakeControlPlane):
 def settings(tmp_path: Path) -> AgentSettings:
     """A long-poll shorter than the resync, so an unanswered poll ends before one is due."""
     return agent_settings(tmp_path / "agent", poll_wait_s=5.0, resync_interval_s=30.0)
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[SimulatedHost]:
-    sim = simulated_host(tmp_path / "host")
-    yield sim
-    sim.driver.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ a ``FakeClock`` (see ``agent_harness``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,9 @@ from tests.component.agent_harness import (
     SimulatedHost,
     agent_settings,
     assignment,
-    simulated_host,
 )
 
 RUNNING, SHUTOFF = 1, 5
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[SimulatedHost]:
-    sim = simulated_host(tmp_path / "host")
-    yield sim
-    sim.driver.close()
 
 
 @pytest.fixture

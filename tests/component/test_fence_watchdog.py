@@ -61,11 +61,6 @@ def _settings(tmp_path: Path, **overrides: Any) -> AgentSettings:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def cp(clock: FakeClock) -> FakeControlPlane:
     plane = FakeControlPlane(clock=clock)
     plane.fence_after_s = LEASE_S
