@@ -8,29 +8,17 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from controlplane.cli.errors import ExitCode
 from controlplane.client import GovcloudClient
-from tests.api_helper import ADMIN_TOKEN, Api
+from tests.api_helper import ADMIN_TOKEN
 from tests.functional.cli_helpers import BASE_URL, CliHarness, column, rows
 
 OK = ExitCode.OK
-
-
-@pytest.fixture
-def cli(sqlite_url: str, api_factory: Callable[..., Api], tmp_path: Path) -> CliHarness:
-    """A seeded control plane (dc tpe-1, m1.* flavors, image cirros, projects disaster
-    and traffic) and a CLI pointed at it as the admin."""
-    api = api_factory(sqlite_url)
-    api.seed()
-    return CliHarness(api, tmp_path / "home")
 
 
 def _json(text: str) -> Any:

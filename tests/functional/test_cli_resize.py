@@ -4,23 +4,10 @@ stand-in that applies each change on every tick of the CLI's fake clock."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from controlplane.cli.errors import ExitCode
-from tests.api_helper import Api
 from tests.functional.cli_helpers import CliHarness, column, rows
-
-
-@pytest.fixture
-def cli(sqlite_url: str, api_factory: Callable[..., Api], tmp_path: Path) -> CliHarness:
-    """A seeded control plane and a CLI pointed at it as the admin."""
-    api = api_factory(sqlite_url)
-    api.seed()
-    return CliHarness(api, tmp_path / "home")
 
 
 def _json(text: str) -> Any:

@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from controlplane.cli.errors import ExitCode
-from tests.api_helper import Api
 from tests.functional.cli_helpers import CliHarness, rows
 from tests.functional.fleet_helpers import migration_agent_pass
-
-
-@pytest.fixture
-def cli(sqlite_url: str, api_factory: Callable[..., Api], tmp_path: Path) -> CliHarness:
-    api = api_factory(sqlite_url)
-    api.seed()
-    return CliHarness(api, tmp_path / "home")
 
 
 def _json(text: str) -> Any:

@@ -5,24 +5,13 @@ clock, agent stand-ins carry out migration orders and the drain loop runs one pa
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from controlplane.cli.errors import ExitCode
-from tests.api_helper import Agent, Api
+from tests.api_helper import Agent
 from tests.functional.cli_helpers import CliHarness, rows
 from tests.functional.fleet_helpers import migration_agent_pass
-
-
-@pytest.fixture
-def cli(sqlite_url: str, api_factory: Callable[..., Api], tmp_path: Path) -> CliHarness:
-    api = api_factory(sqlite_url)
-    api.seed()
-    return CliHarness(api, tmp_path / "home")
 
 
 def _json(text: str) -> Any:

@@ -9,12 +9,8 @@ says which applied and where it came from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.api_helper import Agent, Api, error
 from tests.functional.cli_helpers import CliHarness
@@ -124,13 +120,6 @@ def test_only_platform_admins_set_it_only_on_ministries_and_it_is_audited(api: A
 
 def set_ministry_raw(api: Api, code: str, token: str) -> Any:
     return api.patch(f"/v1/orgs/{code}", json={"evacuation_policy": "none"}, token=token)
-
-
-@pytest.fixture
-def cli(sqlite_url: str, api_factory: Callable[..., Api], tmp_path: Path) -> CliHarness:
-    api = api_factory(sqlite_url)
-    api.seed()
-    return CliHarness(api, tmp_path / "home")
 
 
 def test_cli_org_update_and_show(cli: CliHarness) -> None:

@@ -4,20 +4,8 @@ and the data centre policy option (SQLite, in-process)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
-import pytest
-
-from tests.api_helper import Api
 from tests.functional.cli_helpers import CliHarness
-
-
-@pytest.fixture
-def cli(sqlite_url: str, api_factory: Callable[..., Api], tmp_path: Path) -> CliHarness:
-    api = api_factory(sqlite_url)
-    api.seed()
-    return CliHarness(api, tmp_path / "home")
 
 
 def test_groups_count_why_and_dry_run(cli: CliHarness) -> None:
