@@ -17,6 +17,8 @@ import os
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from controlplane.api.app import create_app
 from controlplane.settings import Settings
@@ -45,6 +47,14 @@ def _prepare(settings: Settings) -> None:
         store.close()
 
 
+def _setting_problem(error: ErrorDetails) -> str:
+    """One invalid setting as ``GOVCLOUD_NAME='value': why`` (a rule across settings:
+    just why)."""
+    if not error["loc"]:
+        return error["msg"]
+    return f"GOVCLOUD_{str(error['loc'][0]).upper()}={error['input']!r}: {error['msg']}"
+
+
 def run() -> None:
     """Console entry point: ``govcloud-api [--host H] [--port P] [--workers N]``."""
     parser = argparse.ArgumentParser(description="Serve the govcloud control-plane API.")
@@ -66,7 +76,10 @@ def run() -> None:
             f"--workers (or ${WORKERS_ENV}) must be an integer of at least 1, not {given!r}"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as err:  # a bad environment variable: name it, no traceback
+        parser.error("; ".join(_setting_problem(e) for e in err.errors()))
     if args.workers == 1:
         store = open_configured_store(settings)
         uvicorn.run(

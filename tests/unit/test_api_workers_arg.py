@@ -1,5 +1,5 @@
-"""``govcloud-api --workers`` / ``GOVCLOUD_API_WORKERS``: a bad value is refused by name and
-value before anything starts."""
+"""``govcloud-api --workers`` / ``GOVCLOUD_API_WORKERS`` and the ``GOVCLOUD_*`` settings: a bad
+value is refused by name and value before anything starts, without a traceback."""
 
 from __future__ import annotations
 
@@ -23,3 +23,20 @@ def test_bad_worker_count_is_refused(args: list[str], env: dict[str, str]) -> No
     assert done.returncode == 2
     assert "must be an integer of at least 1" in done.stderr
     assert ("'0'" if args else "'two'") in done.stderr
+
+
+def test_bad_setting_is_refused_by_name_without_a_traceback(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "GOVCLOUD_DATABASE_URL": f"sqlite:///{tmp_path}/unused.db",
+        "GOVCLOUD_AUTH_CACHE_TTL_S": "-1",
+        "GOVCLOUD_ACCESS_LOG": "maybe",
+    }
+    done = subprocess.run([str(API)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "GOVCLOUD_AUTH_CACHE_TTL_S='-1': Input should be greater than or equal to 0" in (
+        done.stderr
+    )
+    assert "GOVCLOUD_ACCESS_LOG='maybe'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "unused.db").exists()  # refused before anything started
